@@ -1,0 +1,161 @@
+# nasdet: one build for the library, the CLI, the tests and the benchmarks.
+#
+#   make            build bin/nasdet and build/libnasdet.a (installs missing Debian packages first)
+#   make test       build and run every test (Criterion), plus the public-header check
+#   make demo       the main job on the shipped default (see README.md)
+#   make bench      all benchmarks (bench-nn, bench-eval, ...); figures are printed, never asserted
+#   make fuzz       libFuzzer targets (clang) in build/fuzz/
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Switches: DEBUG=1 (-O0 -g), SAN=1 (address + undefined + float-cast-overflow sanitizers),
+# CUDA=1 (GPU backend, nn/cuda), MPI=1 (distributed search and training, Open MPI).
+# Each switch combination builds in its own folder, so a SAN=1 build never mixes objects with
+# a release one. BUILD=dir overrides the folder (helpers working side by side use their own).
+
+VERSION := $(shell cat VERSION)
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+CC  := gcc
+CXX := g++
+
+ifeq ($(SAN),1)
+  BUILD ?= build/san
+  BIN   ?= $(BUILD)/bin
+else ifeq ($(DEBUG),1)
+  BUILD ?= build/debug
+  BIN   ?= $(BUILD)/bin
+else
+  BUILD ?= build
+  BIN   ?= bin
+endif
+
+OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
+OPENCV_INC   := /usr/include/opencv4
+
+# x86-64-v3 (AVX2 + FMA) is the baseline; AVX-512 kernels are chosen at run time by CPU features.
+ARCHFLAGS := -march=x86-64-v3 -mtune=generic
+WARN      := -Wall -Wextra
+CPPFLAGS  := -I. -I$(OPENBLAS_INC) -I/usr/include/cjson -D_GNU_SOURCE \
+             -DNASDET_VERSION='"$(VERSION)"' -DNASDET_DATADIR='"$(PREFIX)/share/nasdet"' -MMD -MP
+OPT       := -O2
+ifeq ($(DEBUG),1)
+  OPT := -O0 -g
+endif
+SANFLAGS :=
+ifeq ($(SAN),1)
+  SANFLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer -g
+endif
+CFLAGS   := -std=c11 $(WARN) $(OPT) $(ARCHFLAGS) -fopenmp $(SANFLAGS)
+CXXFLAGS := -std=c++17 $(WARN) $(OPT) $(ARCHFLAGS) $(SANFLAGS) -I$(OPENCV_INC)
+LDFLAGS  := -fopenmp $(SANFLAGS) -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR)
+LDLIBS   := -lopenblas -lcjson -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lstdc++ -lpthread -lm
+
+ifeq ($(CUDA),1)
+  CUDA_HOME ?= /usr/local/cuda
+  NVCC      := $(CUDA_HOME)/bin/nvcc
+  CPPFLAGS  += -DNN_USE_CUDA -I$(CUDA_HOME)/include
+  LDFLAGS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
+  LDLIBS    += -lcublas -lcudart
+endif
+ifeq ($(MPI),1)
+  CC       := mpicc
+  CPPFLAGS += -DNASDET_USE_MPI
+endif
+
+MODULES  := common nn nn/ops backbone detector search coco eval
+LIB_C    := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+LIB_CXX  := $(wildcard common/*.cpp)
+LIB_CU   := $(if $(filter 1,$(CUDA)),$(wildcard nn/cuda/*.cu))
+LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.o)
+CLI_C    := $(wildcard cli/*.c)
+CLI_OBJ  := $(CLI_C:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libnasdet.a
+NASDET   := $(BIN)/nasdet
+
+TEST_C    := $(wildcard tests/test_*.c)
+TEST_BIN  := $(TEST_C:tests/%.c=$(BUILD)/tests/bin/%)
+TEST_UTIL := $(wildcard tests/util/*.c)
+TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/%.o)
+
+# Public headers: one per module, plus common's small headers. Each must compile as C11 -pedantic.
+PUBLIC_HEADERS := $(wildcard common/*.h nn/nn.h backbone/nasnet.h detector/frcnn.h \
+                    search/search.h coco/coco.h eval/cocoeval.h)
+
+SETUP_STAMP := $(BUILD)/.setup-ok
+
+.SECONDARY:
+.PHONY: all setup test check-headers demo bench fuzz install clean distclean
+all: $(NASDET) $(LIB)
+
+# ---- set-up: install what is missing from Debian's archive (needs root) --------------------
+$(SETUP_STAMP): mk/packages.txt mk/setup.sh
+	@sh mk/setup.sh mk/packages.txt
+	@mkdir -p $(@D) && touch $@
+setup:
+	@sh mk/setup.sh mk/packages.txt
+
+# ---- compile ------------------------------------------------------------------------------
+$(BUILD)/%.o: %.c | $(SETUP_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+$(BUILD)/%.o: %.cpp | $(SETUP_STAMP)
+	@mkdir -p $(@D)
+	$(CXX) $(filter-out -MMD -MP,$(CPPFLAGS)) -MMD -MP $(CXXFLAGS) -c $< -o $@
+$(BUILD)/%.o: %.cu | $(SETUP_STAMP)
+	@mkdir -p $(@D)
+	$(NVCC) -O2 -std=c++17 -I. -DNN_USE_CUDA -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(NASDET): $(CLI_OBJ) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+# ---- tests --------------------------------------------------------------------------------
+# One Criterion binary per tests/test_*.c, so one module's test never blocks another's build.
+$(BUILD)/tests/bin/%: $(BUILD)/tests/%.o $(TEST_UTIL_OBJ) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_UTIL_OBJ) $(LIB) -lcriterion $(LDLIBS)
+
+check-headers: | $(SETUP_STAMP)
+	@for h in $(PUBLIC_HEADERS); do \
+	  printf '#include "%s"\nint main(void){return 0;}\n' $$h | \
+	    $(CC) -std=c11 -pedantic -Werror -Wall -Wextra $(filter-out -MMD -MP,$(CPPFLAGS)) -x c - -fsyntax-only \
+	    || { echo "public header $$h does not compile as C11 -pedantic"; exit 1; }; \
+	done; echo "check-headers: $(words $(PUBLIC_HEADERS)) public headers compile as C11 -pedantic"
+
+test: $(NASDET) $(TEST_BIN) check-headers
+	@NASDET_BIN=$(abspath $(NASDET)) sh tests/run.sh $(TEST_BIN)
+
+# ---- demo, bench, fuzz --------------------------------------------------------------------
+demo: $(NASDET)
+	@sh demos/demo.sh $(NASDET)
+
+BENCH_C   := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(BENCH_C:bench/%.c=$(BUILD)/bench/bin/%)
+$(BUILD)/bench/bin/%: $(BUILD)/bench/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+bench: $(NASDET) $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+bench-%: $(NASDET) $(BUILD)/bench/bin/bench_%
+	@if [ -x bench/$*.sh ]; then NASDET_BIN=$(abspath $(NASDET)) BENCH_BIN=$(BUILD)/bench/bin/bench_$* sh bench/$*.sh; \
+	 else $(BUILD)/bench/bin/bench_$*; fi
+
+FUZZ_C   := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz: | $(SETUP_STAMP)
+	@$(MAKE) --no-print-directory -f mk/fuzz.mk FUZZ_C="$(FUZZ_C)"
+
+# ---- install ------------------------------------------------------------------------------
+install: $(NASDET) $(LIB)
+	sh mk/install.sh "$(DESTDIR)" "$(PREFIX)" "$(VERSION)" "$(NASDET)" "$(LIB)" "$(PUBLIC_HEADERS)"
+
+clean:
+	rm -rf build bin
+distclean: clean
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_C:%.c=$(BUILD)/%.d) $(TEST_UTIL_OBJ:.o=.d) $(BENCH_C:%.c=$(BUILD)/%.d)
