@@ -280,6 +280,27 @@ int nd_image_draw_rect(nd_image *img, int32_t x0, int32_t y0, int32_t x1, int32_
     ND_CATCH("draw rectangle")
 }
 
+int nd_image_draw_line(nd_image *img, int32_t x0, int32_t y0, int32_t x1, int32_t y1, const uint8_t rgb[3],
+                       int32_t thickness) {
+    if (!valid(img)) return nd_fail(ND_ERR_INVALID, "draw: empty image");
+    try {
+        cv::Mat m = as_mat(img);
+        cv::line(m, cv::Point(x0, y0), cv::Point(x1, y1), colour(img, rgb), thickness, cv::LINE_AA);
+        return ND_OK;
+    }
+    ND_CATCH("draw line")
+}
+
+int nd_image_draw_dot(nd_image *img, int32_t x, int32_t y, int32_t radius, const uint8_t rgb[3]) {
+    if (!valid(img)) return nd_fail(ND_ERR_INVALID, "draw: empty image");
+    try {
+        cv::Mat m = as_mat(img);
+        cv::circle(m, cv::Point(x, y), radius, colour(img, rgb), cv::FILLED, cv::LINE_AA);
+        return ND_OK;
+    }
+    ND_CATCH("draw dot")
+}
+
 int nd_image_text_size(const char *text, double scale, int32_t thickness, int32_t *width, int32_t *height,
                        int32_t *baseline) {
     try {

@@ -63,6 +63,11 @@ int nd_image_letterbox(const nd_image *src, int32_t width, int32_t height, uint8
 /* Draw in place. Coordinates are clipped to the image. Colours are RGB (gray images use R). */
 int nd_image_draw_rect(nd_image *img, int32_t x0, int32_t y0, int32_t x1, int32_t y1, const uint8_t rgb[3],
                        int32_t thickness);
+/* A line segment from (x0, y0) to (x1, y1), anti-aliased. */
+int nd_image_draw_line(nd_image *img, int32_t x0, int32_t y0, int32_t x1, int32_t y1, const uint8_t rgb[3],
+                       int32_t thickness);
+/* A filled disc of `radius` pixels centred at (x, y), for scatter plots. */
+int nd_image_draw_dot(nd_image *img, int32_t x, int32_t y, int32_t radius, const uint8_t rgb[3]);
 /* Text with its baseline-left corner at (x, y) (Hershey simplex font); when `background` is not
  * NULL a filled box is drawn behind it first, as for labels on detection boxes. */
 int nd_image_draw_text(nd_image *img, const char *text, int32_t x, int32_t y, double scale, const uint8_t rgb[3],

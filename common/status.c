@@ -37,7 +37,11 @@ int nd_fail_context(int status, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s%s", prefix, old);
+    size_t np = strnlen(prefix, sizeof last_error - 1);
+    size_t no = strnlen(old, sizeof last_error - 1 - np);
+    memcpy(last_error, prefix, np);
+    memcpy(last_error + np, old, no);
+    last_error[np + no] = '\0';
     return status;
 }
 
