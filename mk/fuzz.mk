@@ -20,6 +20,12 @@ $(FUZZ_BUILD)/%.o: %.c
 $(FUZZ_BUILD)/%.o: %.cpp
 	@mkdir -p $(@D)
 	$(CLANGXX) -std=c++17 $(FFLAGS) -I/usr/include/opencv4 -c $< -o $@
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(OBJ)
+# Objects are kept between runs (not intermediate files to delete). The targets link with
+# clang++: the C++ shim's undefined-behaviour checks (vptr) need the C++ sanitizer runtime.
+.SECONDARY:
+$(FUZZ_BUILD)/fuzz_%.o: tests/fuzz/fuzz_%.c
 	@mkdir -p $(@D)
-	$(CLANG) -std=c11 $(FFLAGS) -fsanitize=fuzzer $< $(OBJ) -o $@ $(LIBS)
+	$(CLANG) -std=c11 $(FFLAGS) -c $< -o $@
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz_%.o $(OBJ)
+	@mkdir -p $(@D)
+	$(CLANGXX) $(FFLAGS) -fsanitize=fuzzer $< $(OBJ) -o $@ $(LIBS) -lpthread

@@ -1,0 +1,32 @@
+/* The CPU backend: host memory and the op table of nn/ops. */
+#include <stdlib.h>
+
+#include "nn/nn_impl.h"
+
+static const nn_op_impl *const cpu_ops[NN_OP_COUNT] = {
+#define X(E, n) &nn_op_##n##_impl,
+#include "nn/ops/ops.def"
+#undef X
+};
+
+static void *cpu_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) & ~(size_t)63); }
+static void cpu_free(void *p) { free(p); }
+static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
+static int cpu_supports(nn_op op) { return op >= 0 && op < NN_OP_COUNT; }
+
+static void cpu_run(nn_ctx *ctx, nn_node *node, int backward) {
+    const nn_op_impl *impl = cpu_ops[node->op];
+    if (backward)
+        impl->backward(ctx, node);
+    else
+        impl->forward(ctx, node);
+}
+
+const nn_backend nn_backend_cpu = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .copy = cpu_copy,
+    .supports_op = cpu_supports,
+    .run = cpu_run,
+};

@@ -1,0 +1,432 @@
+/* nn: the engine. float32 tensors (rank <= 4, images NCHW), eager ops that record a tape,
+ * reverse-mode autodiff, optimizers, schedules, EMA, initialisers and safetensors checkpoints.
+ *
+ * Two lifetimes of memory:
+ *   nn_params  long-lived: named parameters, their gradients, optimizer moments, EMA shadows
+ *              and non-trainable buffers (BN running mean/var). Everything in it is saved in
+ *              checkpoints. Owned by the model; nn_params_free releases it all.
+ *   nn_ctx     per step: an arena holding activations, the tape and activation gradients. It
+ *              grows in chunks as needed and keeps its capacity on nn_ctx_reset, so nobody sizes
+ *              it by hand. Tensors made in a ctx are never freed one by one: they all go at the
+ *              next nn_ctx_reset / nn_ctx_free. A ctx is used by one thread at a time.
+ *
+ * Ops compute their forward result immediately. When gradients are enabled (the default) and
+ * an input requires a gradient (a trainable parameter, an op output that does, or a tensor
+ * marked with nn_tensor_requires_grad), the op also records a tape node; nn_backward runs the
+ * tape in reverse. Gradients accumulate (+=): fan-out needs no special case, and parameter
+ * gradients accumulate in the parameter store until nn_params_zero_grad.
+ *
+ * A training step:
+ *
+ *     nn_params *ps = nn_params_new();
+ *     nn_tensor *w = nn_params_add(ps, "conv.w", 4, NN_SHAPE(16, 3, 3, 3), 0);
+ *     nn_tensor *fcw = nn_params_add(ps, "fc.w", 2, NN_SHAPE(10, 16), 0);
+ *     nn_tensor *fcb = nn_params_add(ps, "fc.b", 1, NN_SHAPE(10), NN_PARAM_NO_DECAY);
+ *     nd_rng rng; nd_rng_seed(&rng, 1);
+ *     nn_init_variance_scaling(w, 2.0, NN_FAN_IN, NN_DIST_NORMAL, &rng);   // He init
+ *     nn_init_variance_scaling(fcw, 1.0, NN_FAN_IN, NN_DIST_UNIFORM, &rng);
+ *     nn_optim_config opt = nn_optim_sgd(0.9, 1, 5e-4);                    // Nesterov, wd
+ *     nn_ctx *ctx = nn_ctx_new();
+ *     for (int64_t step = 0; step < steps; step++) {
+ *         nn_ctx_reset(ctx);
+ *         nn_params_zero_grad(ps);
+ *         nn_tensor *x = nn_tensor_from(ctx, 4, NN_SHAPE(32, 3, 32, 32), images);
+ *         nn_conv2d_params cp = nn_conv2d_same(1, 1);          // stride 1, dilation 1, SAME
+ *         nn_tensor *h = nn_relu(ctx, nn_conv2d(ctx, x, w, NULL, &cp));
+ *         nn_tensor *logits = nn_linear(ctx, nn_global_avg_pool(ctx, h), fcw, fcb);
+ *         nn_tensor *loss = nn_softmax_cross_entropy(ctx, logits, labels, 0.1f);
+ *         nn_backward(ctx, loss);
+ *         nn_params_clip_grad_norm(ps, 5.0);
+ *         nn_optim_step(ps, &opt, nn_lr_cosine(0.025, step, steps, 0.0));
+ *     }
+ *     nn_checkpoint_save("model.safetensors", ps, NULL, NN_CKPT_OPTIM);
+ *     nn_ctx_free(ctx); nn_params_free(ps);
+ *
+ * Inference: nn_ctx_set_grad(ctx, 0) (no tape, no gradient memory) and
+ * nn_ctx_set_training(ctx, 0) (BN uses running statistics; dropout and drop-path are identity).
+ *
+ * Errors. Shape mistakes by the caller (mismatched shapes, wrong ranks, a NULL tensor) are bugs:
+ * the op aborts through NN_ASSERT with file, line and a message naming the op and the shapes.
+ * Bad input from outside (a malformed checkpoint, a missing tensor in it, an unknown backend)
+ * returns a negative nd_status with a message readable by nd_last_error(). Running out of
+ * memory aborts with a message (allocation failure is not recoverable mid-graph).
+ *
+ * Determinism: every random draw comes from the ctx's nd_rng (nn_ctx_seed) or the nd_rng the
+ * caller passes; kernels split work so that no floating-point sum depends on thread scheduling
+ * or on the thread count (tests/test_nn_train.c checks 1 vs 2 threads bit for bit).
+ *
+ * Speed: GEMM-shaped work goes to OpenBLAS sgemm (sharing OpenMP's thread pool); depthwise
+ * convolution, pooling, BN and element-wise ops are our own vector kernels, AVX-512 where the CPU
+ * has it and AVX2 otherwise (chosen at run time; NN_NO_AVX512=1 in the environment forces AVX2).
+ * Small tensors stay on one thread. Backends: CPU only in this build; the backend table
+ * (nn/nn_impl.h) is the seam for nn/cuda, selected with nn_ctx_set_backend.
+ */
+#ifndef NN_NN_H
+#define NN_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/rng.h"
+#include "common/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NN_MAX_DIMS 4
+
+/* A shape literal: NN_SHAPE(2, 3, 8, 8) is a const int64_t[4]. */
+#define NN_SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+
+/* Abort with file, line and message: for caller bugs (shape mismatches), never for input. */
+#define NN_ASSERT(cond, ...) ND_ASSERT(cond, __VA_ARGS__)
+
+/* ---- tensors ------------------------------------------------------------------------------ */
+
+enum {
+    NN_TENSOR_REQUIRES_GRAD = 1u << 0, /* gradients flow into this tensor */
+    NN_TENSOR_PARAM = 1u << 1,         /* lives in an nn_params store */
+    NN_TENSOR_VIEW = 1u << 2           /* data aliases another tensor's (reshape) */
+};
+
+typedef struct nn_tensor {
+    float *data;               /* numel floats, row-major (last dim fastest) */
+    float *grad;               /* same size; NULL until a gradient reaches it (params: always) */
+    int64_t shape[NN_MAX_DIMS];/* unused trailing dims are 1 */
+    int64_t numel;
+    int32_t ndim;              /* 0 (scalar) .. 4 */
+    uint32_t flags;            /* NN_TENSOR_* */
+    const char *name;          /* parameters: the name in the store; else NULL */
+} nn_tensor;
+
+typedef struct nn_ctx nn_ctx;
+
+/* A new tensor in ctx's arena, zero-filled. shape has ndim entries, each >= 1 (0 allowed only
+ * when ndim is 0). */
+nn_tensor *nn_tensor_new(nn_ctx *ctx, int ndim, const int64_t *shape);
+/* A new tensor in ctx's arena holding a copy of `data` (numel floats). */
+nn_tensor *nn_tensor_from(nn_ctx *ctx, int ndim, const int64_t *shape, const float *data);
+/* A new tensor filled with `value`. */
+nn_tensor *nn_tensor_full(nn_ctx *ctx, int ndim, const int64_t *shape, float value);
+/* Mark a ctx tensor (a leaf: an input) so that nn_backward computes its gradient into t->grad. */
+void nn_tensor_requires_grad(nn_tensor *t);
+/* 1 when both tensors have the same rank and dims. */
+int nn_tensor_same_shape(const nn_tensor *a, const nn_tensor *b);
+/* "[2,3,8,8]" into buf (always NUL-terminated); returns buf. For messages. */
+const char *nn_tensor_shape_str(const nn_tensor *t, char *buf, size_t size);
+
+/* ---- contexts ----------------------------------------------------------------------------- */
+
+/* A new context: grad enabled, training mode, rng seeded with 0, CPU backend. Aborts only when
+ * the first arena chunk cannot be allocated. */
+nn_ctx *nn_ctx_new(void);
+void nn_ctx_free(nn_ctx *ctx);                 /* NULL is fine */
+/* Drop every tensor, tape node and gradient made since the last reset; keep the capacity. */
+void nn_ctx_reset(nn_ctx *ctx);
+/* Enable (1) or disable (0) tape recording; returns the previous setting. */
+int nn_ctx_set_grad(nn_ctx *ctx, int enabled);
+int nn_ctx_grad_enabled(const nn_ctx *ctx);
+/* Training (1: BN batch statistics + running-average updates, dropout/drop-path active) or
+ * evaluation (0). Returns the previous setting. */
+int nn_ctx_set_training(nn_ctx *ctx, int training);
+int nn_ctx_training(const nn_ctx *ctx);
+/* The generator used by dropout and drop-path masks. Seed it per step for reproducibility;
+ * its state may be copied in and out (e.g. into checkpoint metadata). */
+void nn_ctx_seed(nn_ctx *ctx, uint64_t seed);
+nd_rng *nn_ctx_rng(nn_ctx *ctx);
+/* Bytes currently used in the arena, and the most ever used (peak) since nn_ctx_new. */
+size_t nn_ctx_bytes_used(const nn_ctx *ctx);
+size_t nn_ctx_bytes_peak(const nn_ctx *ctx);
+/* Select the backend by name: "cpu" (always there) or "cuda" (only in CUDA=1 builds, with a
+ * device present). ND_ERR_UNSUPPORTED otherwise. Ops a backend lacks run on the CPU. */
+int nn_ctx_set_backend(nn_ctx *ctx, const char *name);
+const char *nn_ctx_backend(const nn_ctx *ctx);
+/* Scratch memory from the arena (aligned to 64 bytes, not zeroed), freed at reset. */
+void *nn_ctx_alloc(nn_ctx *ctx, size_t bytes);
+
+/* Threads used by kernels and BLAS (OpenMP + OpenBLAS share one pool). n <= 0: all cores. */
+void nn_set_threads(int n);
+int nn_get_threads(void);
+
+/* ---- backward ----------------------------------------------------------------------------- */
+
+/* Run the tape backward from `loss`, a tensor with one element, seeding d loss = 1. Gradients
+ * accumulate into every tensor that requires one. May be called more than once per reset
+ * (gradients add up). Aborts if loss has more than one element. */
+void nn_backward(nn_ctx *ctx, nn_tensor *loss);
+/* As nn_backward but seeding the gradient of `t` with `grad` (t->numel floats). */
+void nn_backward_from(nn_ctx *ctx, nn_tensor *t, const float *grad);
+/* Number of tape nodes recorded since the last reset (for tests and diagnostics). */
+int64_t nn_ctx_tape_len(const nn_ctx *ctx);
+
+/* ---- ops ---------------------------------------------------------------------------------- *
+ * Every op returns a new tensor in ctx (never NULL). Inputs are never modified. Tensors that
+ * are not differentiated (labels, rois, targets, weights) are passed as plain arrays or as
+ * ctx tensors and are copied where the tape needs them. */
+
+/* Convolution. x [N,Cin,H,W], w [Cout,Cin/groups,KH,KW], b [Cout] or NULL -> [N,Cout,OH,OW]
+ * with OH = (H + pad_t + pad_b - dil_h*(KH-1) - 1) / stride_h + 1 (likewise OW).
+ * same != 0 ignores the explicit pads and uses TensorFlow's SAME padding: OH = ceil(H/stride),
+ * total pad = max((OH-1)*stride + dil*(KH-1) + 1 - H, 0), the smaller half on top/left (so an
+ * odd total pads one more at the bottom/right). groups == Cin == Cout is depthwise. */
+typedef struct nn_conv2d_params {
+    int32_t stride_h, stride_w;   /* >= 1 */
+    int32_t dil_h, dil_w;         /* >= 1 */
+    int32_t groups;               /* >= 1, divides Cin and Cout */
+    int32_t pad_t, pad_b, pad_l, pad_r;
+    int32_t same;
+} nn_conv2d_params;
+/* Helpers: TF SAME padding with the given stride/dilation; explicit symmetric padding. */
+nn_conv2d_params nn_conv2d_same(int32_t stride, int32_t dilation);
+nn_conv2d_params nn_conv2d_pad(int32_t stride, int32_t pad);
+nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b, const nn_conv2d_params *p);
+
+/* Batch norm over x [N,C,H,W] or [N,C] per channel. gamma, beta [C] or NULL (1 / 0);
+ * running_mean, running_var [C]: buffers in the parameter store (may be NULL in training only).
+ * Training: normalise with the batch mean and biased variance; update
+ *   running = (1 - momentum) * running + momentum * batch_stat   (unbiased variance), as PyTorch
+ * (TF's decay d corresponds to momentum 1 - d). The update happens in the forward call, also
+ * with grad disabled. Evaluation: normalise with the running statistics. */
+typedef struct nn_bn_params {
+    float eps;       /* e.g. 1e-3 (TF) or 1e-5 (PyTorch) */
+    float momentum;  /* e.g. 0.1 (PyTorch) = 1 - TF decay 0.9 */
+} nn_bn_params;
+nn_tensor *nn_batch_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
+                         nn_tensor *running_mean, nn_tensor *running_var, const nn_bn_params *p);
+/* Layer norm: x [N,C,H,W] (or [N,C]) normalised per example over C,H,W; gamma, beta [C] or NULL. */
+nn_tensor *nn_layer_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, float eps);
+/* Instance norm: x [N,C,H,W] normalised per (example, channel) over H,W; gamma, beta [C] or NULL. */
+nn_tensor *nn_instance_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, float eps);
+
+/* Element-wise, any shape. */
+nn_tensor *nn_relu(nn_ctx *ctx, nn_tensor *x);
+nn_tensor *nn_sigmoid(nn_ctx *ctx, nn_tensor *x);
+nn_tensor *nn_tanh(nn_ctx *ctx, nn_tensor *x);
+nn_tensor *nn_exp(nn_ctx *ctx, nn_tensor *x);
+/* min(max(x, lo), hi); the gradient passes where lo <= x <= hi. */
+nn_tensor *nn_clamp(nn_ctx *ctx, nn_tensor *x, float lo, float hi);
+/* a + b, a * b, min(a, b): same shapes, or b with one element (broadcast). */
+nn_tensor *nn_add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_sub(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_mul(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_minimum(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
+/* s * x + c. */
+nn_tensor *nn_scale(nn_ctx *ctx, nn_tensor *x, float s, float c);
+
+/* Shapes. Concatenate n tensors along `axis` (all other dims equal); channels: axis 1. */
+nn_tensor *nn_concat(nn_ctx *ctx, nn_tensor *const *xs, int n, int axis);
+/* The sub-range [start, start+len) of `axis`. */
+nn_tensor *nn_slice(nn_ctx *ctx, nn_tensor *x, int axis, int64_t start, int64_t len);
+/* Split along `axis` into n pieces of sizes[i] (summing to the dim) written to outs[i]. */
+void nn_split(nn_ctx *ctx, nn_tensor *x, int axis, int n, const int64_t *sizes, nn_tensor **outs);
+/* x [N,C,H,W] padded with `value`: -> [N,C,H+t+b,W+l+r]. */
+nn_tensor *nn_pad(nn_ctx *ctx, nn_tensor *x, int32_t t, int32_t b, int32_t l, int32_t r, float value);
+/* x [N,C,H,W] -> [N,C,h,w], the window starting at (top, left), inside x. */
+nn_tensor *nn_crop(nn_ctx *ctx, nn_tensor *x, int64_t top, int64_t left, int64_t h, int64_t w);
+/* Reorder dims: out.shape[d] = x.shape[perm[d]] (perm has x->ndim entries), e.g. {0,2,3,1} turns
+ * NCHW into NHWC. A copy. */
+nn_tensor *nn_permute(nn_ctx *ctx, nn_tensor *x, const int32_t *perm);
+/* Same data, new shape (same numel). Differentiable. */
+nn_tensor *nn_reshape(nn_ctx *ctx, nn_tensor *x, int ndim, const int64_t *shape);
+
+/* Pools over x [N,C,H,W]. Output size as conv2d (same: TF SAME; else explicit pads).
+ * Average: count_include_pad 0 divides by the number of in-image cells (TF's SAME avg pool,
+ * PyTorch count_include_pad=False); 1 divides by KH*KW. Max: padding never wins. */
+typedef struct nn_pool_params {
+    int32_t kh, kw, stride_h, stride_w;
+    int32_t pad_t, pad_b, pad_l, pad_r;
+    int32_t same;
+    int32_t count_include_pad;
+} nn_pool_params;
+nn_pool_params nn_pool_same(int32_t k, int32_t stride);
+nn_pool_params nn_pool_valid(int32_t k, int32_t stride);
+nn_tensor *nn_avg_pool2d(nn_ctx *ctx, nn_tensor *x, const nn_pool_params *p);
+nn_tensor *nn_max_pool2d(nn_ctx *ctx, nn_tensor *x, const nn_pool_params *p);
+/* x [N,C,H,W] -> [N,C], the mean over H,W. */
+nn_tensor *nn_global_avg_pool(nn_ctx *ctx, nn_tensor *x);
+
+/* x [N,K], w [O,K] (PyTorch layout), b [O] or NULL -> x w^T + b, [N,O]. */
+nn_tensor *nn_linear(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b);
+/* a [M,K], b [K,N] -> [M,N]. */
+nn_tensor *nn_matmul(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
+
+/* Dropout with drop probability p (training only; identity in eval or p == 0); kept values
+ * scaled by 1/(1-p). Mask drawn from the ctx rng. */
+nn_tensor *nn_dropout(nn_ctx *ctx, nn_tensor *x, float p);
+/* Drop-path: x [N,...]; each example kept with probability keep_prob and then divided by
+ * keep_prob, or zeroed. Training only; identity in eval or when keep_prob >= 1. */
+nn_tensor *nn_drop_path(nn_ctx *ctx, nn_tensor *x, float keep_prob);
+
+/* Losses (each returns a scalar tensor, ndim 0). */
+/* logits [N,C], labels[N] in [0,C) or < 0 (ignored). Target distribution (1-s) one-hot + s/C.
+ * Mean over the non-ignored examples (0 when all are ignored). Aborts on a label >= C. */
+nn_tensor *nn_softmax_cross_entropy(nn_ctx *ctx, nn_tensor *logits, const int32_t *labels,
+                                    float label_smoothing);
+/* x [N,C] -> log softmax along C. */
+nn_tensor *nn_log_softmax(nn_ctx *ctx, nn_tensor *x);
+/* x [N,C], idx[N] in [0,C) -> [N] with out[i] = x[i, idx[i]]. */
+nn_tensor *nn_gather(nn_ctx *ctx, nn_tensor *x, const int32_t *idx);
+/* Sigmoid binary cross-entropy with logits: sum_i w_i * bce(x_i, t_i) / denom. target and
+ * weight (NULL: all 1; 0 ignores an anchor) have x's shape and are not differentiated.
+ * denom <= 0: the sum of the weights (a mean over kept elements; 0 when none). */
+nn_tensor *nn_bce_with_logits(nn_ctx *ctx, nn_tensor *x, nn_tensor *target, nn_tensor *weight,
+                              float denom);
+/* Smooth L1 (PyTorch): d = x - t; 0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta (beta 0:
+ * plain L1). sum_i w_i * l_i / denom, weight and denom as in nn_bce_with_logits. */
+nn_tensor *nn_smooth_l1(nn_ctx *ctx, nn_tensor *x, nn_tensor *target, nn_tensor *weight,
+                        float beta, float denom);
+/* Reductions over all elements -> scalar. */
+nn_tensor *nn_sum(nn_ctx *ctx, nn_tensor *x);
+nn_tensor *nn_mean(nn_ctx *ctx, nn_tensor *x);
+
+/* ROIAlign, torchvision semantics. x [N,C,H,W]; rois [K,5] rows (batch_index, x1, y1, x2, y2)
+ * in input-image coordinates, multiplied by spatial_scale; aligned shifts by -0.5 pixel;
+ * sampling_ratio <= 0 uses ceil(roi_size / out_size) samples per bin. -> [K,C,out_h,out_w].
+ * Gradient flows to x only. A batch index outside [0,N) aborts (validate first). */
+nn_tensor *nn_roi_align(nn_ctx *ctx, nn_tensor *x, const float *rois, int64_t k, int32_t out_h,
+                        int32_t out_w, float spatial_scale, int32_t sampling_ratio, int aligned);
+/* tf.image.crop_and_resize, bilinear. x [N,C,H,W]; boxes [K,4] rows (y1, x1, y2, x2) normalised
+ * (0..1 maps to 0..H-1 / 0..W-1; y1 > y2 flips); box_ind[K] in [0,N). Samples outside the image
+ * take extrapolation_value. -> [K,C,crop_h,crop_w]. Gradient flows to x only. */
+nn_tensor *nn_crop_and_resize(nn_ctx *ctx, nn_tensor *x, const float *boxes, const int32_t *box_ind,
+                              int64_t k, int32_t crop_h, int32_t crop_w, float extrapolation_value);
+/* table [V,D], idx[n] in [0,V) -> [n,D]. */
+nn_tensor *nn_embedding(nn_ctx *ctx, nn_tensor *table, const int32_t *idx, int64_t n);
+
+/* LSTM cell (a composition, not an op; PyTorch's gate order i, f, g, o):
+ *   gates = x w_ih^T + h w_hh^T + b     x [N,I], h, c [N,H], w_ih [4H,I], w_hh [4H,H], b [4H]
+ *   c' = sigmoid(f) * c + sigmoid(i) * tanh(g);  h' = sigmoid(o) * tanh(c')
+ * b may be NULL. Writes the new state to *h_out, *c_out. */
+void nn_lstm_cell(nn_ctx *ctx, nn_tensor *x, nn_tensor *h, nn_tensor *c, nn_tensor *w_ih,
+                  nn_tensor *w_hh, nn_tensor *b, nn_tensor **h_out, nn_tensor **c_out);
+
+/* ---- parameter store ---------------------------------------------------------------------- */
+
+enum {
+    NN_PARAM_BUFFER = 1u << 0,   /* not trainable, no gradient (BN running statistics) */
+    NN_PARAM_NO_DECAY = 1u << 1  /* excluded from weight decay (biases, BN gamma/beta) */
+};
+
+typedef struct nn_params nn_params;
+
+nn_params *nn_params_new(void);
+void nn_params_free(nn_params *ps);          /* NULL is fine */
+/* Add a zero-filled parameter (or buffer) named `name` (copied; unique in the store; at most
+ * 255 bytes). Returns a tensor owned by the store, valid until nn_params_free, usable in any
+ * ctx. Aborts on a duplicate name (a caller bug). */
+nn_tensor *nn_params_add(nn_params *ps, const char *name, int ndim, const int64_t *shape,
+                         uint32_t flags);
+/* The tensor named `name`, or NULL. */
+nn_tensor *nn_params_get(const nn_params *ps, const char *name);
+int64_t nn_params_count(const nn_params *ps);      /* number of tensors */
+nn_tensor *nn_params_at(const nn_params *ps, int64_t i);  /* in insertion order */
+uint32_t nn_params_flags(const nn_params *ps, int64_t i);
+/* Total elements of the trainable parameters (what papers call "params"). */
+int64_t nn_params_numel(const nn_params *ps);
+/* Set every trainable parameter's gradient to 0. */
+void nn_params_zero_grad(nn_params *ps);
+/* Global L2 norm of all gradients; when it exceeds max_norm (> 0), scale every gradient by
+ * max_norm / norm. Returns the norm before clipping. */
+double nn_params_clip_grad_norm(nn_params *ps, double max_norm);
+/* The optimizer step count (Adam's bias correction; saved in checkpoints). */
+int64_t nn_params_step(const nn_params *ps);
+
+/* ---- initialisers (from a seeded nd_rng; deterministic) ----------------------------------- */
+
+typedef enum nn_fan { NN_FAN_IN, NN_FAN_OUT, NN_FAN_AVG } nn_fan;
+typedef enum nn_dist { NN_DIST_NORMAL, NN_DIST_TRUNCATED_NORMAL, NN_DIST_UNIFORM } nn_dist;
+/* Variance scaling (TF): variance = scale / fan. Fans from the shape: [O,I,KH,KW] -> in I*KH*KW,
+ * out O*KH*KW; [O,I] -> in I, out O; rank 1 -> both the length. Normal: N(0, var); truncated
+ * normal: TF's (cut at 2 sigma, sigma corrected by 1/0.87962566); uniform: +-sqrt(3 var).
+ * scale 2, FAN_IN, NORMAL is He; scale 1, FAN_AVG, UNIFORM is Glorot. */
+void nn_init_variance_scaling(nn_tensor *t, double scale, nn_fan fan, nn_dist dist, nd_rng *rng);
+void nn_init_uniform(nn_tensor *t, double lo, double hi, nd_rng *rng);
+void nn_init_normal(nn_tensor *t, double mean, double stddev, nd_rng *rng);
+void nn_init_constant(nn_tensor *t, float value);  /* zeros: 0, ones: 1 */
+
+/* ---- optimizers and schedules ------------------------------------------------------------- */
+
+typedef enum nn_optim_kind { NN_OPTIM_SGD, NN_OPTIM_RMSPROP, NN_OPTIM_ADAM } nn_optim_kind;
+
+/* Weight decay adds weight_decay * w to the gradient of every trainable parameter without
+ * NN_PARAM_NO_DECAY before the update (L2 regularisation, as TF-slim's regularisers and
+ * PyTorch's SGD/RMSprop/Adam weight_decay).
+ *   SGD:     v = momentum v + g;  w -= lr (nesterov ? g + momentum v : v)     (PyTorch)
+ *   RMSProp: ms = decay ms + (1-decay) g^2;  mom = momentum mom + lr g / sqrt(ms + eps);
+ *            w -= mom   (TF: eps inside the square root, ms starts at 1.0)
+ *   Adam:    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ *            w -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) */
+typedef struct nn_optim_config {
+    nn_optim_kind kind;
+    double momentum;      /* SGD, RMSProp */
+    int nesterov;         /* SGD */
+    double weight_decay;
+    double decay;         /* RMSProp: 0.9 */
+    double eps;           /* RMSProp: 1.0 (the paper), Adam: 1e-8 */
+    double beta1, beta2;  /* Adam: 0.9, 0.999 */
+} nn_optim_config;
+nn_optim_config nn_optim_sgd(double momentum, int nesterov, double weight_decay);
+nn_optim_config nn_optim_rmsprop(double decay, double momentum, double eps, double weight_decay);
+nn_optim_config nn_optim_adam(double beta1, double beta2, double eps, double weight_decay);
+/* One update of every trainable parameter with learning rate lr; the moments live in the store
+ * (allocated at the first step) and are saved by nn_checkpoint_save with NN_CKPT_OPTIM. */
+void nn_optim_step(nn_params *ps, const nn_optim_config *cfg, double lr);
+
+/* Learning-rate schedules: pure functions of the step. */
+/* Single cosine period from base (step 0) to min_lr (step total); min_lr after total. */
+double nn_lr_cosine(double base, int64_t step, int64_t total, double min_lr);
+/* base * gamma^(floor(step / step_size)). */
+double nn_lr_step(double base, int64_t step, int64_t step_size, double gamma);
+/* base * rate^(step / decay_steps), the exponent floored when staircase. */
+double nn_lr_exponential(double base, int64_t step, int64_t decay_steps, double rate, int staircase);
+/* Linear warm-up: lr * (start + (1 - start) * step / warmup) for step < warmup, else lr. */
+double nn_lr_warmup(double lr, int64_t step, int64_t warmup, double start);
+
+/* Parameter EMA. shadow = decay * shadow + (1 - decay) * w for every trainable parameter and
+ * buffer (shadows start as copies at the first call). */
+void nn_params_ema_update(nn_params *ps, double decay);
+/* Swap the weights and their shadows (evaluate with EMA weights, then swap back). No-op when
+ * no EMA was started. It exchanges data pointers: read t->data again after a swap rather than
+ * keeping an old pointer. */
+void nn_params_ema_swap(nn_params *ps);
+int nn_params_has_ema(const nn_params *ps);
+
+/* ---- checkpoints (safetensors) ------------------------------------------------------------ */
+
+/* String key/value metadata (safetensors' "__metadata__": model config, step, epoch, RNG). */
+typedef struct nn_meta {
+    int n, cap;
+    char **keys, **values;   /* owned; freed by nn_meta_free */
+} nn_meta;
+void nn_meta_init(nn_meta *m);
+void nn_meta_free(nn_meta *m);
+void nn_meta_set(nn_meta *m, const char *key, const char *value);   /* copies; replaces */
+const char *nn_meta_get(const nn_meta *m, const char *key);          /* NULL when absent */
+void nn_meta_set_int(nn_meta *m, const char *key, int64_t v);
+/* ND_ERR_NOT_FOUND / ND_ERR_FORMAT with a message. */
+int nn_meta_get_int(const nn_meta *m, const char *key, int64_t *v);
+void nn_meta_set_rng(nn_meta *m, const char *key, const nd_rng *rng);
+int nn_meta_get_rng(const nn_meta *m, const char *key, nd_rng *rng);
+
+enum {
+    NN_CKPT_OPTIM = 1u << 0,          /* save: optimizer moments and EMA shadows too */
+    NN_CKPT_ALLOW_MISSING = 1u << 1,  /* load: store tensors absent from the file keep values */
+    NN_CKPT_ALLOW_EXTRA = 1u << 2     /* load: file tensors unknown to the store are skipped */
+};
+/* Write every tensor of ps (names as in the store; moments as "<name>#m", "<name>#v", EMA as
+ * "<name>#ema" with NN_CKPT_OPTIM) plus `meta` (may be NULL) and "nn.step" atomically.
+ * ND_ERR_IO with a message on failure (the old file, if any, is kept). */
+int nn_checkpoint_save(const char *path, const nn_params *ps, const nn_meta *meta, uint32_t flags);
+/* Load into an existing store, matching by name; shapes must match. Moments/EMA in the file are
+ * loaded when present. meta (may be NULL) receives "__metadata__" (nn_meta_init'ed by the
+ * callee; free with nn_meta_free). A truncated, foreign or inconsistent file, a shape mismatch or
+ * (without the flags) a missing/extra tensor: ND_ERR_FORMAT / ND_ERR_NOT_FOUND with a message
+ * naming the file and tensor; the store is then unchanged. */
+int nn_checkpoint_load(const char *path, nn_params *ps, nn_meta *meta, uint32_t flags);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,140 @@
+/* nn internals shared by the nn/ sources and the nn/ops/ sources: the ctx, tape nodes, the op table, the backend
+ * seam and helpers for kernels. Never included from outside nn/. */
+#ifndef NN_IMPL_H
+#define NN_IMPL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+typedef enum nn_op {
+#define X(E, n) NN_OP_##E,
+#include "nn/ops/ops.def"
+#undef X
+    NN_OP_COUNT
+} nn_op;
+
+#define NN_NODE_MAX_IN 4
+#define NN_NODE_PARAM_BYTES 192
+
+/* One recorded op. Inputs beyond NN_NODE_MAX_IN (concat) go through `ins`. Hyper-parameters
+ * live inline in `p` (each op casts it to its own struct); `saved` points at arena memory the
+ * forward pass kept for backward (BN statistics, max-pool arg-max, masks, labels). */
+typedef struct nn_node {
+    nn_op op;
+    int32_t nin;
+    nn_tensor **ins;          /* nin inputs; points at `in` unless nin > NN_NODE_MAX_IN */
+    nn_tensor *in[NN_NODE_MAX_IN];
+    nn_tensor *out;
+    void *saved;
+    _Alignas(16) unsigned char p[NN_NODE_PARAM_BYTES];
+} nn_node;
+
+/* The node's inline hyper-parameters as the op's own struct; each op file static-asserts that
+ * its struct fits (NN_NODE_PARAMS_FIT). */
+#define NN_NODE_P(node, type) ((type *)(void *)(node)->p)
+#define NN_NODE_PARAMS_FIT(type) _Static_assert(sizeof(type) <= NN_NODE_PARAM_BYTES, #type " too large")
+
+/* An op's CPU implementation: forward fills node->out (already allocated by the constructor);
+ * backward reads node->out->grad and accumulates into its inputs' gradients via nn__grad. */
+typedef struct nn_op_impl {
+    void (*forward)(nn_ctx *ctx, nn_node *node);
+    void (*backward)(nn_ctx *ctx, nn_node *node);
+} nn_op_impl;
+
+#define X(E, n) extern const nn_op_impl nn_op_##n##_impl;
+#include "nn/ops/ops.def"
+#undef X
+
+extern const char *const nn_op_names[NN_OP_COUNT];
+
+/* The backend seam: a table of functions. The CPU backend runs every op; another backend
+ * (nn/cuda, with NN_USE_CUDA) answers supports_op and the ctx falls back to the CPU for the
+ * rest (one warning per op). Tensors stay host memory in the CPU build. */
+typedef struct nn_backend {
+    const char *name;
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    int (*supports_op)(nn_op op);
+    void (*run)(nn_ctx *ctx, nn_node *node, int backward);
+} nn_backend;
+extern const nn_backend nn_backend_cpu;
+
+typedef struct nn_chunk {
+    struct nn_chunk *next;
+    size_t size, used;
+    unsigned char *base;
+} nn_chunk;
+
+struct nn_ctx {
+    nn_chunk *chunks;     /* list; `cur` is where allocation happens */
+    nn_chunk *cur;
+    size_t used, peak;
+    nn_node **tape;
+    int64_t tape_len, tape_cap;
+    int grad_enabled, training;
+    nd_rng rng;
+    const nn_backend *backend;
+    uint64_t warned[(NN_OP_COUNT + 63) / 64];
+    void *scratch;        /* reusable kernel workspace (nn__scratch), freed with the ctx */
+    size_t scratch_size;
+};
+
+/* Allocation in the arena: 64-byte aligned; aborts when memory is exhausted. */
+void *nn__alloc(nn_ctx *ctx, size_t bytes);
+void *nn__zalloc(nn_ctx *ctx, size_t bytes);
+/* Workspace of at least `bytes`, valid until the next nn__scratch call on this ctx (kernels use
+ * it for im2col columns and the like; ops never nest, so one buffer serves all). */
+void *nn__scratch(nn_ctx *ctx, size_t bytes);
+/* A tensor header + uninitialised data in the arena. */
+nn_tensor *nn__tensor(nn_ctx *ctx, int ndim, const int64_t *shape);
+/* A tensor with x's shape (uninitialised). */
+nn_tensor *nn__tensor_like(nn_ctx *ctx, const nn_tensor *x);
+/* Build, run and (when needed) record a one-input op whose output has x's shape; `params`
+ * (psize bytes, may be NULL) are copied into the node. */
+nn_tensor *nn__unary(nn_ctx *ctx, nn_op op, nn_tensor *x, const void *params, size_t psize);
+/* Build, run and record a two-input element-wise op: a and b of one shape, or b with one element
+ * (broadcast). The output has a's shape. */
+nn_tensor *nn__binary(nn_ctx *ctx, nn_op op, nn_tensor *a, nn_tensor *b);
+/* The gradient buffer of t, allocated (zeroed) on first use; NULL when t takes no gradient. */
+float *nn__grad(nn_ctx *ctx, nn_tensor *t);
+
+/* Constructor side of an op: a node with its inputs. nn__node_begin decides whether a tape
+ * node is needed (grad enabled and an input requires grad) and marks the output accordingly.
+ * nn__node_run runs forward (through the backend) and appends the node to the tape if needed.
+ * A node that is not recorded lives in the arena too (cheap, freed at reset). */
+nn_node *nn__node(nn_ctx *ctx, nn_op op, int nin, nn_tensor **ins);
+void nn__node_run(nn_ctx *ctx, nn_node *node);
+
+/* Shape helpers for assertions. */
+#define NN_SHAPE_STR(t, buf) nn_tensor_shape_str((t), (buf), sizeof(buf))
+
+/* Dims of an NCHW tensor (rank 4 asserted by the caller). */
+#define NN_N(t) ((t)->shape[0])
+#define NN_C(t) ((t)->shape[1])
+#define NN_H(t) ((t)->shape[2])
+#define NN_W(t) ((t)->shape[3])
+
+/* TF SAME padding along one dim: output size and the (before, after) pads. */
+void nn__same_pad(int64_t in, int32_t k, int32_t stride, int32_t dil, int64_t *out, int32_t *before,
+                  int32_t *after);
+
+/* Work (in elements or multiply-adds) below which a kernel stays on one thread: waking the
+ * OpenMP team costs more than it saves on small tensors, and far more on a busy machine. */
+#define NN_PAR_MIN 32768
+
+/* Hot loops are compiled twice, for AVX-512 and for the AVX2 baseline, and the loader picks one
+ * by CPU (GCC function multi-versioning through an ifunc): the same binary runs everywhere and
+ * uses AVX-512 where it exists. Put it on small leaf kernels (no OpenMP inside). */
+#define NN_SIMD_CLONES __attribute__((target_clones("avx512f", "default")))
+
+/* CPU features, detected once (NN_NO_AVX512=1 in the environment turns AVX-512 off). */
+int nn__cpu_avx512(void);
+
+/* Vector helpers with run-time dispatch (nn/vec.c). y and x may alias where noted. */
+void nn__vec_add(float *y, const float *x, int64_t n);         /* y += x */
+void nn__vec_axpy(float *y, float a, const float *x, int64_t n); /* y += a x */
+
+#endif

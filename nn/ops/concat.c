@@ -1,0 +1,67 @@
+/* concat along one axis (channels: axis 1). */
+#include "nn/nn_impl.h"
+
+typedef struct concat_p {
+    int32_t axis;
+    int64_t outer, inner; /* product of dims before / after the axis */
+} concat_p;
+NN_NODE_PARAMS_FIT(concat_p);
+
+/* xs[i] [..., Ci, ...] -> y [..., sum Ci, ...] */
+static void concat_forward(nn_ctx *ctx, nn_node *node) {
+    (void)ctx;
+    const concat_p *p = NN_NODE_P(node, concat_p);
+    int64_t ylen = node->out->shape[p->axis] * p->inner;
+#pragma omp parallel for schedule(static) if (node->out->numel > NN_PAR_MIN)
+    for (int64_t o = 0; o < p->outer; o++) {
+        int64_t off = 0;
+        for (int i = 0; i < node->nin; i++) {
+            int64_t len = node->ins[i]->shape[p->axis] * p->inner;
+            memcpy(node->out->data + o * ylen + off, node->ins[i]->data + o * len, (size_t)len * sizeof(float));
+            off += len;
+        }
+    }
+}
+
+/* dy -> each dx_i (+=) from its slab */
+static void concat_backward(nn_ctx *ctx, nn_node *node) {
+    const concat_p *p = NN_NODE_P(node, concat_p);
+    int64_t ylen = node->out->shape[p->axis] * p->inner, off = 0;
+    for (int i = 0; i < node->nin; i++) {
+        int64_t len = node->ins[i]->shape[p->axis] * p->inner;
+        float *dx = nn__grad(ctx, node->ins[i]);
+        if (dx)
+            for (int64_t o = 0; o < p->outer; o++) nn__vec_add(dx + o * len, node->out->grad + o * ylen + off, len);
+        off += len;
+    }
+}
+
+const nn_op_impl nn_op_concat_impl = {concat_forward, concat_backward};
+
+nn_tensor *nn_concat(nn_ctx *ctx, nn_tensor *const *xs, int n, int axis) {
+    char s0[64], si[64];
+    NN_ASSERT(n >= 1, "concat: no inputs");
+    const nn_tensor *x0 = xs[0];
+    NN_ASSERT(axis >= 0 && axis < x0->ndim, "concat: axis %d outside rank %d", axis, x0->ndim);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        NN_ASSERT(xs[i] && xs[i]->ndim == x0->ndim, "concat: input %d missing or of another rank", i);
+        for (int d = 0; d < x0->ndim; d++)
+            NN_ASSERT(d == axis || xs[i]->shape[d] == x0->shape[d], "concat: input %d %s does not match %s on axis %d",
+                      i, NN_SHAPE_STR(xs[i], si), NN_SHAPE_STR(x0, s0), axis);
+        total += xs[i]->shape[axis];
+    }
+    nn_node *node = nn__node(ctx, NN_OP_CONCAT, n, (nn_tensor **)xs);
+    concat_p *p = NN_NODE_P(node, concat_p);
+    p->axis = axis;
+    p->outer = 1;
+    p->inner = 1;
+    for (int d = 0; d < axis; d++) p->outer *= x0->shape[d];
+    for (int d = axis + 1; d < x0->ndim; d++) p->inner *= x0->shape[d];
+    int64_t shape[NN_MAX_DIMS];
+    memcpy(shape, x0->shape, sizeof shape);
+    shape[axis] = total;
+    node->out = nn__tensor(ctx, x0->ndim, shape);
+    nn__node_run(ctx, node);
+    return node->out;
+}

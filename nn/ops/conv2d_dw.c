@@ -1,0 +1,195 @@
+/* Depthwise convolution, one channel plane at a time. Kernels up to 16 wide (all NASNet ones) copy
+ * the plane into a zero-padded buffer and run the register-accumulating vector kernels of
+ * conv2d_dw_corr.c; wider kernels use direct loops that compute, for every tap, the range of
+ * output columns whose input lies inside the image. Planes are independent, so threads split
+ * them with no shared writes; dw sums over the batch inside one thread per channel, in a fixed
+ * order. */
+#include "nn/ops/conv2d_dw.h"
+
+#include <omp.h>
+#include <string.h>
+
+#include "nn/nn_impl.h"
+
+/* Output columns [*lo, *hi) whose input column ow*s + off lies in [0, w). */
+static void col_range(int64_t off, int64_t s, int64_t w, int64_t ow, int64_t *lo, int64_t *hi) {
+    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t b = (w - 1 - off) < 0 ? 0 : (w - 1 - off) / s + 1;
+    if (b > ow) b = ow;
+    *lo = a;
+    *hi = b > a ? b : a;
+}
+
+/* one plane: x [H,W], w [KH,KW] -> y [OH,OW] (+=) */
+NN_SIMD_CLONES static void plane_forward(const float *x, const float *wk, float *y, int64_t h, int64_t wd, int64_t kh, int64_t kw,
+                          int64_t oh, int64_t ow, const nn_conv2d_params *p) {
+    int64_t sh = p->stride_h, sw = p->stride_w;
+    for (int64_t i = 0; i < kh; i++)
+        for (int64_t j = 0; j < kw; j++) {
+            float wv = wk[i * kw + j];
+            int64_t off = j * p->dil_w - p->pad_l, lo, hi;
+            col_range(off, sw, wd, ow, &lo, &hi);
+            for (int64_t r = 0; r < oh; r++) {
+                int64_t ih = r * sh - p->pad_t + i * p->dil_h;
+                if (ih < 0 || ih >= h) continue;
+                const float *xr = x + ih * wd;
+                float *yr = y + r * ow;
+                if (sw == 1) {
+#pragma omp simd
+                    for (int64_t c = lo; c < hi; c++) yr[c] += wv * xr[c + off];
+                } else {
+#pragma omp simd
+                    for (int64_t c = lo; c < hi; c++) yr[c] += wv * xr[c * sw + off];
+                }
+            }
+        }
+}
+
+void nn__dw_forward(nn_ctx *ctx, const float *x, const float *w, const float *b, float *y, int64_t n, int64_t c,
+                    int64_t h, int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow, const nn_conv2d_params *p) {
+    if (kw <= NN_DW_FAST_MAXK) {
+        /* Pad each plane once, then the register-accumulating stride-1 kernel; a strided
+         * convolution computes only its own rows and every stride-th column of them. */
+        int64_t sh = p->stride_h, sw = p->stride_w;
+        int64_t ph = (oh - 1) * sh + (kh - 1) * p->dil_h + 1, pw = (ow - 1) * sw + (kw - 1) * p->dil_w + 1;
+        int64_t ow1 = (ow - 1) * sw + 1, per = ph * pw + ow1;
+        float *ws = nn__scratch(ctx, (size_t)(per * omp_get_max_threads()) * sizeof(float));
+#pragma omp parallel for schedule(static) if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
+        for (int64_t nc = 0; nc < n * c; nc++) {
+            int64_t ch = nc % c;
+            float *pad = ws + per * omp_get_thread_num(), *tmp = pad + ph * pw, *yp = y + nc * oh * ow;
+            nn__dw_pad_plane(x + nc * h * wd, h, wd, 1, 1, pad, ph, pw, p->pad_t, p->pad_l);
+            if (sh == 1 && sw == 1) {
+                nn__dw_corr_s1(pad, pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, yp, oh, ow, 0);
+            } else {
+                for (int64_t r = 0; r < oh; r++) {
+                    nn__dw_corr_s1(pad + r * sh * pw, pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, tmp, 1, ow1, 0);
+                    for (int64_t q = 0; q < ow; q++) yp[r * ow + q] = tmp[q * sw];
+                }
+            }
+            if (b)
+                for (int64_t i = 0; i < oh * ow; i++) yp[i] += b[ch];
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static) if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
+    for (int64_t nc = 0; nc < n * c; nc++) {
+        int64_t ch = nc % c;
+        float *yp = y + nc * oh * ow;
+        float bv = b ? b[ch] : 0.0f;
+        for (int64_t i = 0; i < oh * ow; i++) yp[i] = bv;
+        plane_forward(x + nc * h * wd, w + ch * kh * kw, yp, h, wd, kh, kw, oh, ow, p);
+    }
+}
+
+/* one plane: dy [OH,OW], w [KH,KW] -> dx [H,W] (+=) */
+NN_SIMD_CLONES static void plane_backward_dx(const float *g, const float *wk, float *d, int64_t h, int64_t wd,
+                                             int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                                             const nn_conv2d_params *p) {
+    int64_t sh = p->stride_h, sw = p->stride_w;
+    for (int64_t i = 0; i < kh; i++)
+        for (int64_t j = 0; j < kw; j++) {
+            float wv = wk[i * kw + j];
+            int64_t off = j * p->dil_w - p->pad_l, lo, hi;
+            col_range(off, sw, wd, ow, &lo, &hi);
+            for (int64_t r = 0; r < oh; r++) {
+                int64_t ih = r * sh - p->pad_t + i * p->dil_h;
+                if (ih < 0 || ih >= h) continue;
+                float *dr = d + ih * wd;
+                const float *gr = g + r * ow;
+                if (sw == 1) {
+#pragma omp simd
+                    for (int64_t q = lo; q < hi; q++) dr[q + off] += wv * gr[q];
+                } else {
+                    /* Strided scatter: a vector loop would need conflict-free scatters; keep it scalar. */
+                    for (int64_t q = lo; q < hi; q++) dr[q * sw + off] += wv * gr[q];
+                }
+            }
+        }
+}
+
+/* one plane's contribution to dw [KH,KW] (+=): x [H,W], dy [OH,OW] */
+NN_SIMD_CLONES static void plane_backward_dw(const float *xp, const float *g, float *dwk, int64_t h, int64_t wd,
+                                             int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                                             const nn_conv2d_params *p) {
+    int64_t sh = p->stride_h, sw = p->stride_w;
+    for (int64_t i = 0; i < kh; i++)
+        for (int64_t j = 0; j < kw; j++) {
+            int64_t off = j * p->dil_w - p->pad_l, lo, hi;
+            col_range(off, sw, wd, ow, &lo, &hi);
+            float acc = 0.0f;
+            for (int64_t r = 0; r < oh; r++) {
+                int64_t ih = r * sh - p->pad_t + i * p->dil_h;
+                if (ih < 0 || ih >= h) continue;
+                const float *xr = xp + ih * wd, *gr = g + r * ow;
+                float s = 0.0f;
+                if (sw == 1) {
+#pragma omp simd reduction(+ : s)
+                    for (int64_t q = lo; q < hi; q++) s += xr[q + off] * gr[q];
+                } else {
+#pragma omp simd reduction(+ : s)
+                    for (int64_t q = lo; q < hi; q++) s += xr[q * sw + off] * gr[q];
+                }
+                acc += s;
+            }
+            dwk[i * kw + j] += acc;
+        }
+}
+
+void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *dy, float *dx, float *dw, int64_t n,
+                     int64_t c, int64_t h, int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                     const nn_conv2d_params *p) {
+    if (dx && kw <= NN_DW_FAST_MAXK) {
+        /* dx[a][b] = sum w[i][j] dy[(a + pad_t - i*dh)/sh][(b + pad_l - j*dw)/sw] (where divisible): a
+         * stride-1 correlation, with the flipped kernel, of the output gradient spread out by the
+         * stride and shifted by (kh-1)*dh - pad_t rows and (kw-1)*dw - pad_l columns. */
+        int64_t ph = h + (kh - 1) * p->dil_h, pw = wd + (kw - 1) * p->dil_w;
+        float *ws = nn__scratch(ctx, (size_t)((ph * pw + kh * kw) * omp_get_max_threads()) * sizeof(float));
+#pragma omp parallel for schedule(static) if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
+        for (int64_t nc = 0; nc < n * c; nc++) {
+            float *pad = ws + (ph * pw + kh * kw) * omp_get_thread_num(), *flip = pad + ph * pw;
+            const float *wk = w + (nc % c) * kh * kw;
+            for (int64_t i = 0; i < kh * kw; i++) flip[i] = wk[kh * kw - 1 - i];
+            nn__dw_pad_plane(dy + nc * oh * ow, oh, ow, p->stride_h, p->stride_w, pad, ph, pw,
+                             (kh - 1) * p->dil_h - p->pad_t, (kw - 1) * p->dil_w - p->pad_l);
+            nn__dw_corr_s1(pad, pw, flip, kh, kw, p->dil_h, p->dil_w, dx + nc * h * wd, h, wd, 1);
+        }
+        dx = NULL; /* done */
+    }
+    if (dx) {
+#pragma omp parallel for schedule(static) if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
+        for (int64_t nc = 0; nc < n * c; nc++)
+            plane_backward_dx(dy + nc * oh * ow, w + (nc % c) * kh * kw, dx + nc * h * wd, h, wd, kh, kw, oh, ow, p);
+    }
+    if (dw && kw <= NN_DW_FAST_MAXK) {
+        /* dw[i][j] = sum dy[r][c] x_pad[r*sh + i*dh][c*sw + j*dw]: the output gradient spread out by
+         * the stride (zeros between) against the padded input, stride 1. One thread per channel
+         * sums the batch in order: the result does not depend on the thread count. */
+        int64_t sh = p->stride_h, sw = p->stride_w, oh1 = (oh - 1) * sh + 1, ow1 = (ow - 1) * sw + 1;
+        int64_t ph = oh1 + (kh - 1) * p->dil_h, pw = ow1 + (kw - 1) * p->dil_w;
+        int64_t per = ph * pw + ((sh > 1 || sw > 1) ? oh1 * ow1 : 0);
+        float *ws = nn__scratch(ctx, (size_t)(per * omp_get_max_threads()) * sizeof(float));
+#pragma omp parallel for schedule(static) if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
+        for (int64_t ch = 0; ch < c; ch++) {
+            float *pad = ws + per * omp_get_thread_num(), *up = pad + ph * pw;
+            for (int64_t b = 0; b < n; b++) {
+                const float *g = dy + (b * c + ch) * oh * ow;
+                nn__dw_pad_plane(x + (b * c + ch) * h * wd, h, wd, 1, 1, pad, ph, pw, p->pad_t, p->pad_l);
+                if (sh > 1 || sw > 1) {
+                    nn__dw_pad_plane(g, oh, ow, sh, sw, up, oh1, ow1, 0, 0);
+                    g = up;
+                }
+                nn__dw_wgrad_s1(pad, pw, g, oh1, ow1, kh, kw, p->dil_h, p->dil_w, dw + ch * kh * kw);
+            }
+        }
+        dw = NULL; /* done */
+    }
+    if (dw) {
+        /* One thread per channel sums the batch in order: the result does not depend on threads. */
+#pragma omp parallel for schedule(static) if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t b = 0; b < n; b++)
+                plane_backward_dw(x + (b * c + ch) * h * wd, dy + (b * c + ch) * oh * ow, dw + ch * kh * kw, h, wd, kh,
+                                  kw, oh, ow, p);
+    }
+}

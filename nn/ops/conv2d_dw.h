@@ -1,0 +1,34 @@
+/* Depthwise convolution kernels (groups == Cin == Cout), used by nn/ops/conv2d.c. */
+#ifndef NN_OPS_CONV2D_DW_H
+#define NN_OPS_CONV2D_DW_H
+
+#include <stdint.h>
+
+#include "nn/nn_impl.h"
+
+/* x [N,C,H,W], w [C,1,KH,KW], b [C] or NULL -> y [N,C,OH,OW] (overwritten); p has explicit pads.
+ * Uses ctx's scratch workspace (nn__scratch). */
+void nn__dw_forward(nn_ctx *ctx, const float *x, const float *w, const float *b, float *y, int64_t n, int64_t c, int64_t h,
+                    int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow, const nn_conv2d_params *p);
+/* dy [N,C,OH,OW] -> dx [N,C,H,W] (+=, skipped when NULL), dw [C,1,KH,KW] (+=, skipped when NULL). */
+void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *dy, float *dx, float *dw, int64_t n, int64_t c,
+                     int64_t h, int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                     const nn_conv2d_params *p);
+
+/* Kernels up to this width take the padded-plane vector path; wider ones the direct loops. */
+#define NN_DW_FAST_MAXK 16
+
+/* Stride-1 correlation over a zero-padded plane p [oh+(kh-1)*dh, pw]:
+ * out [oh, ow] (+)= sum_{i,j} w[i*kw+j] * p[r+i*dh][c+j*dw], ow = pw - (kw-1)*dw. */
+void nn__dw_corr_s1(const float *p, int64_t pw, const float *w, int64_t kh, int64_t kw, int64_t dh, int64_t dw,
+                    float *out, int64_t oh, int64_t ow, int accumulate);
+/* Stride-1 weight gradient of one plane: dwk [kh,kw] += sum dy[r][c] * p[r+i*dh][c+j*dw] with p the
+ * padded input [oh+(kh-1)*dh, pw]. Returns 0 (and does nothing) when kw is too wide for it. */
+int nn__dw_wgrad_s1(const float *p, int64_t pw, const float *dy, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
+                    int64_t dh, int64_t dw, float *dwk);
+/* dst [ph, pw] = zeros with src[r][c] placed at (top + r*sh, left + c*sw) (parts outside dst are
+ * dropped; top/left may be negative). sh = sw = 1 pads; larger strides also spread src out. */
+void nn__dw_pad_plane(const float *src, int64_t h, int64_t w, int64_t sh, int64_t sw, float *dst, int64_t ph,
+                      int64_t pw, int64_t top, int64_t left);
+
+#endif

@@ -1,0 +1,40 @@
+/* matmul: y = a b; OpenBLAS sgemm. */
+#include <cblas.h>
+
+#include "nn/nn_impl.h"
+
+/* a [M,K], b [K,N] -> y [M,N] */
+static void matmul_forward(nn_ctx *ctx, nn_node *node) {
+    (void)ctx;
+    const nn_tensor *a = node->ins[0], *b = node->ins[1];
+    int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f, a->data, (int)k, b->data,
+                (int)n, 0.0f, node->out->data, (int)n);
+}
+
+/* dy [M,N] -> da [M,K] += dy b^T, db [K,N] += a^T dy */
+static void matmul_backward(nn_ctx *ctx, nn_node *node) {
+    nn_tensor *a = node->ins[0], *b = node->ins[1];
+    int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
+    const float *dy = node->out->grad;
+    float *da = nn__grad(ctx, a), *db = nn__grad(ctx, b);
+    if (da)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)k, (int)n, 1.0f, dy, (int)n, b->data, (int)n,
+                    1.0f, da, (int)k);
+    if (db)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)n, (int)m, 1.0f, a->data, (int)k, dy, (int)n,
+                    1.0f, db, (int)n);
+}
+
+const nn_op_impl nn_op_matmul_impl = {matmul_forward, matmul_backward};
+
+nn_tensor *nn_matmul(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) {
+    char sa[64], sb[64];
+    NN_ASSERT(a->ndim == 2 && b->ndim == 2 && a->shape[1] == b->shape[0], "matmul: a %s and b %s do not fit [M,K] [K,N]",
+              NN_SHAPE_STR(a, sa), NN_SHAPE_STR(b, sb));
+    nn_tensor *ins[2] = {a, b};
+    nn_node *node = nn__node(ctx, NN_OP_MATMUL, 2, ins);
+    node->out = nn__tensor(ctx, 2, NN_SHAPE(a->shape[0], b->shape[1]));
+    nn__node_run(ctx, node);
+    return node->out;
+}

@@ -1,0 +1,26 @@
+/* relu: y = max(x, 0). */
+#include "nn/nn_impl.h"
+
+/* x [any] -> y [same] */
+static void relu_forward(nn_ctx *ctx, nn_node *node) {
+    (void)ctx;
+    const float *x = node->ins[0]->data;
+    float *y = node->out->data;
+    int64_t n = node->out->numel;
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+/* dy [any] -> dx [same] (+=), passing where y > 0 */
+static void relu_backward(nn_ctx *ctx, nn_node *node) {
+    float *dx = nn__grad(ctx, node->ins[0]);
+    if (!dx) return;
+    const float *y = node->out->data, *dy = node->out->grad;
+    int64_t n = node->out->numel;
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+const nn_op_impl nn_op_relu_impl = {relu_forward, relu_backward};
+
+nn_tensor *nn_relu(nn_ctx *ctx, nn_tensor *x) { return nn__unary(ctx, NN_OP_RELU, x, NULL, 0); }

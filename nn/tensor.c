@@ -1,0 +1,87 @@
+/* Tensors in a ctx arena. */
+#include <stdio.h>
+
+#include "nn/nn_impl.h"
+
+nn_tensor *nn__tensor(nn_ctx *ctx, int ndim, const int64_t *shape) {
+    NN_ASSERT(ndim >= 0 && ndim <= NN_MAX_DIMS, "tensor rank %d outside 0..%d", ndim, NN_MAX_DIMS);
+    nn_tensor *t = nn__alloc(ctx, sizeof *t);
+    int64_t numel = 1;
+    for (int i = 0; i < NN_MAX_DIMS; i++) {
+        t->shape[i] = i < ndim ? shape[i] : 1;
+        if (i < ndim) NN_ASSERT(shape[i] >= 1, "tensor dim %d is %lld (must be >= 1)", i, (long long)shape[i]);
+        numel *= t->shape[i];
+    }
+    t->ndim = ndim;
+    t->numel = numel;
+    t->flags = 0;
+    t->grad = NULL;
+    t->name = NULL;
+    t->data = nn__alloc(ctx, (size_t)numel * sizeof(float));
+    return t;
+}
+
+nn_tensor *nn_tensor_new(nn_ctx *ctx, int ndim, const int64_t *shape) {
+    nn_tensor *t = nn__tensor(ctx, ndim, shape);
+    memset(t->data, 0, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+nn_tensor *nn_tensor_from(nn_ctx *ctx, int ndim, const int64_t *shape, const float *data) {
+    nn_tensor *t = nn__tensor(ctx, ndim, shape);
+    memcpy(t->data, data, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+nn_tensor *nn_tensor_full(nn_ctx *ctx, int ndim, const int64_t *shape, float value) {
+    nn_tensor *t = nn__tensor(ctx, ndim, shape);
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = value;
+    return t;
+}
+
+void nn_tensor_requires_grad(nn_tensor *t) { t->flags |= NN_TENSOR_REQUIRES_GRAD; }
+
+int nn_tensor_same_shape(const nn_tensor *a, const nn_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+const char *nn_tensor_shape_str(const nn_tensor *t, char *buf, size_t size) {
+    size_t off = 0;
+    off += (size_t)snprintf(buf + off, size - off, "[");
+    for (int i = 0; i < t->ndim && off < size; i++)
+        off += (size_t)snprintf(buf + off, size - off, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+    if (off < size) snprintf(buf + off, size - off, "]");
+    return buf;
+}
+
+float *nn__grad(nn_ctx *ctx, nn_tensor *t) {
+    if (!(t->flags & NN_TENSOR_REQUIRES_GRAD)) return NULL;
+    if (!t->grad) t->grad = nn__zalloc(ctx, (size_t)t->numel * sizeof(float));
+    return t->grad;
+}
+
+nn_tensor *nn__tensor_like(nn_ctx *ctx, const nn_tensor *x) { return nn__tensor(ctx, x->ndim, x->shape); }
+
+nn_tensor *nn__unary(nn_ctx *ctx, nn_op op, nn_tensor *x, const void *params, size_t psize) {
+    NN_ASSERT(psize <= NN_NODE_PARAM_BYTES, "op parameters too large");
+    nn_node *node = nn__node(ctx, op, 1, &x);
+    if (params) memcpy(node->p, params, psize);
+    node->out = nn__tensor_like(ctx, x);
+    nn__node_run(ctx, node);
+    return node->out;
+}
+
+nn_tensor *nn__binary(nn_ctx *ctx, nn_op op, nn_tensor *a, nn_tensor *b) {
+    char sa[64], sb[64];
+    NN_ASSERT(a && b, "%s: NULL input", nn_op_names[op]);
+    NN_ASSERT(nn_tensor_same_shape(a, b) || b->numel == 1, "%s: shapes %s and %s differ", nn_op_names[op],
+              NN_SHAPE_STR(a, sa), NN_SHAPE_STR(b, sb));
+    nn_tensor *ins[2] = {a, b};
+    nn_node *node = nn__node(ctx, op, 2, ins);
+    node->out = nn__tensor_like(ctx, a);
+    nn__node_run(ctx, node);
+    return node->out;
+}

@@ -1,0 +1,56 @@
+/* Small shared pieces: SAME padding arithmetic, CPU features, thread count, vector helpers. */
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "nn/nn_impl.h"
+
+void nn__same_pad(int64_t in, int32_t k, int32_t stride, int32_t dil, int64_t *out, int32_t *before,
+                  int32_t *after) {
+    int64_t o = (in + stride - 1) / stride;
+    int64_t eff = (int64_t)dil * (k - 1) + 1;
+    int64_t total = (o - 1) * stride + eff - in;
+    if (total < 0) total = 0;
+    *out = o;
+    *before = (int32_t)(total / 2);
+    *after = (int32_t)(total - total / 2);
+}
+
+int nn__cpu_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        /* NN_NO_AVX512=1 forces the AVX2 kernels, to test them on an AVX-512 machine. */
+        const char *off = getenv("NN_NO_AVX512");
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && !(off && off[0] == '1') ? 1 : 0;
+    }
+    return cached;
+}
+
+void nn_set_threads(int n) {
+    if (n <= 0) n = omp_get_num_procs();
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int nn_get_threads(void) { return omp_get_max_threads(); }
+
+__attribute__((target("avx512f"))) static void vec_add_512(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] += x[i];
+}
+
+void nn__vec_add(float *y, const float *x, int64_t n) {
+    if (nn__cpu_avx512()) {
+        vec_add_512(y, x, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void nn__vec_axpy(float *y, float a, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
