@@ -23,17 +23,25 @@ static int exe_dir(char *out, size_t n) {
 }
 
 int nd_data_path(const char *relative, char *out, size_t out_size) {
-    char roots[4][PATH_MAX];
+    /* Candidate roots: the environment override, then the executable's ancestors (bin/ in a
+     * source tree, build/<variant>/bin/ for SAN=1 or DEBUG=1 builds, PREFIX/bin when installed),
+     * each tried as <ancestor>/demos and <ancestor>/share/nasdet, then the compiled-in folder. */
+    enum { MAX_ROOTS = 12 };
+    char roots[MAX_ROOTS][PATH_MAX];
     int nroots = 0;
     const char *env = getenv("NASDET_DATA_DIR");
     if (env && *env) snprintf(roots[nroots++], PATH_MAX, "%s", env);
     char dir[PATH_MAX];
     if (exe_dir(dir, sizeof dir) == 0) {
-        snprintf(roots[nroots++], PATH_MAX, "%.*s/../demos", PATH_MAX - 16, dir);
-        snprintf(roots[nroots++], PATH_MAX, "%.*s/../share/nasdet", PATH_MAX - 24, dir);
+        for (int up = 0; up < 4 && nroots + 2 < MAX_ROOTS; up++) {
+            char *slash = strrchr(dir, '/');
+            if (!slash || slash == dir) break;
+            *slash = '\0';
+            snprintf(roots[nroots++], PATH_MAX, "%.*s/demos", PATH_MAX - 16, dir);
+            snprintf(roots[nroots++], PATH_MAX, "%.*s/share/nasdet", PATH_MAX - 24, dir);
+        }
     }
     snprintf(roots[nroots++], PATH_MAX, "%s", NASDET_DATADIR);
-    char tried[4 * PATH_MAX + 64] = "";
     for (int i = 0; i < nroots; i++) {
         snprintf(out, out_size, "%s/%s", roots[i], relative);
         if (nd_path_exists(out)) {
@@ -44,9 +52,10 @@ int nd_data_path(const char *relative, char *out, size_t out_size) {
             }
             return ND_OK;
         }
-        size_t used = strlen(tried);
-        snprintf(tried + used, sizeof tried - used, "%s%s", i ? ", " : "", roots[i]);
     }
     out[0] = '\0';
-    return nd_fail(ND_ERR_NOT_FOUND, "data file '%s' not found under %s (set NASDET_DATA_DIR)", relative, tried);
+    return nd_fail(ND_ERR_NOT_FOUND,
+                   "data file '%s' not found under $NASDET_DATA_DIR, the demos/ or share/nasdet/ folders above the "
+                   "executable, or %s (set NASDET_DATA_DIR to the folder that holds it)",
+                   relative, NASDET_DATADIR);
 }
