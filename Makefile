@@ -80,8 +80,8 @@ TEST_UTIL := $(wildcard tests/util/*.c)
 TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/%.o)
 
 # Public headers: one per module, plus common's small headers. Each must compile as C11 -pedantic.
-PUBLIC_HEADERS := $(wildcard common/*.h nn/nn.h backbone/nasnet.h detector/frcnn.h \
-                    search/search.h coco/coco.h eval/cocoeval.h)
+PUBLIC_HEADERS := $(wildcard common/*.h nn/nn.h backbone/nasnet.h backbone/nasnet_net.h detector/frcnn.h detector/frcnn_model.h \
+                    search/search.h search/search_driver.h coco/coco.h eval/cocoeval.h)
 
 SETUP_STAMP := $(BUILD)/.setup-ok
 
