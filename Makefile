@@ -85,6 +85,15 @@ PUBLIC_HEADERS := $(wildcard common/*.h nn/nn.h backbone/nasnet.h backbone/nasne
 
 SETUP_STAMP := $(BUILD)/.setup-ok
 
+# Quiet by default ("CC file"); V=1 shows the full command lines.
+ifeq ($(V),1)
+  Q :=
+  say = @true
+else
+  Q := @
+  say = @printf '  %-6s %s\n'
+endif
+
 .SECONDARY:
 .PHONY: all setup test check-headers demo bench fuzz install clean distclean
 all: $(NASDET) $(LIB)
@@ -99,27 +108,33 @@ setup:
 # ---- compile ------------------------------------------------------------------------------
 $(BUILD)/%.o: %.c | $(SETUP_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(say) CC $<
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 $(BUILD)/%.o: %.cpp | $(SETUP_STAMP)
 	@mkdir -p $(@D)
-	$(CXX) $(filter-out -MMD -MP,$(CPPFLAGS)) -MMD -MP $(CXXFLAGS) -c $< -o $@
+	$(say) CXX $<
+	$(Q)$(CXX) $(filter-out -MMD -MP,$(CPPFLAGS)) -MMD -MP $(CXXFLAGS) -c $< -o $@
 $(BUILD)/%.o: %.cu | $(SETUP_STAMP)
 	@mkdir -p $(@D)
-	$(NVCC) -O2 -std=c++17 -I. -DNN_USE_CUDA -c $< -o $@
+	$(say) NVCC $<
+	$(Q)$(NVCC) -O2 -std=c++17 -I. -DNN_USE_CUDA -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(NASDET): $(CLI_OBJ) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
 # ---- tests --------------------------------------------------------------------------------
 # One Criterion binary per tests/test_*.c, so one module's test never blocks another's build.
 $(BUILD)/tests/bin/%: $(BUILD)/tests/%.o $(TEST_UTIL_OBJ) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(TEST_UTIL_OBJ) $(LIB) -lcriterion $(LDLIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_UTIL_OBJ) $(LIB) -lcriterion $(LDLIBS)
 
 check-headers: | $(SETUP_STAMP)
 	@for h in $(PUBLIC_HEADERS); do \
@@ -139,7 +154,8 @@ BENCH_C   := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_C:bench/%.c=$(BUILD)/bench/bin/%)
 $(BUILD)/bench/bin/%: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 bench: $(NASDET) $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 bench-%: $(NASDET) $(BUILD)/bench/bin/bench_%

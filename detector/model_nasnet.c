@@ -1,0 +1,99 @@
+/* The NASNet backbone of the detector (ImageNet skeleton, any genotype, N @ F), built by
+ * backbone/nasnet_net.h into the detector's parameter store under the classifier's own names
+ * (so a `nasdet train` checkpoint initialises it by name).
+ *   c4:     stem + cells up to the last normal cell before the 2nd reduction (stride 16); that
+ *           cell's output is the feature map.
+ *   nasnet: the RPN reads concat(that cell, the one before it), as faster_rcnn_nas's
+ *           concat(Cell_10, Cell_11) in Large; the box classifier runs the 2nd reduction cell
+ *           and the last stack on crops of both, then ReLU + global average pool. */
+#include "detector/model_internal.h"
+
+#include <stdlib.h>
+
+#include "backbone/nasnet_net.h"
+#include "common/status.h"
+
+struct det_nasnet {
+    nas_net *net;
+    int split;      /* index of the 2nd reduction cell: cells 0..split-1 are the backbone */
+    int64_t cur_c, prev_c, head_c;
+};
+
+static int net_config(const det_model_config *c, nas_net_config *n) {
+    int rc = nas_net_preset("nasnet-a-mobile", n);
+    if (rc) return rc;
+    n->genotype = c->genotype;
+    n->stem = NAS_STEM_IMAGENET;
+    n->num_cells = c->nas_n;
+    n->num_conv_filters = c->nas_f;
+    n->stem_multiplier = c->stem_filters / 32.0;
+    n->num_reduction_layers = 2;
+    n->num_classes = 1;        /* the classifier head is built but never used by the detector */
+    n->image_size = c->max_size;
+    n->use_aux_head = 0;
+    n->skip_reduction_layer_input = c->skip_reduction_input;
+    n->bn_eps = c->bn_eps;
+    n->bn_momentum = c->bn_momentum;
+    n->drop_path_keep_prob = 1.0; /* detection fine-tuning runs without drop path */
+    n->dense_dropout_keep_prob = 1.0;
+    return nas_net_config_validate(n);
+}
+
+int det_nasnet_build(det_model *m, nd_rng *rng) {
+    nas_net_config nc;
+    int rc = net_config(&m->cfg, &nc);
+    if (rc) return nd_fail_context(rc, "detector backbone");
+    det_nasnet *d = calloc(1, sizeof *d);
+    if (!d) return nd_fail(ND_ERR_NOMEM, "out of memory");
+    m->nas = d;
+    if ((rc = nas_net_new(&nc, m->ps, NULL, nd_rng_u64(rng), &d->net))) return rc;
+    d->split = nas_net_reduction_cell(d->net, 1);
+    nas_cell_info ci;
+    if (d->split < 2) return nd_fail(ND_ERR_INVALID, "detector backbone: no second reduction cell");
+    nas_net_cell_info(d->net, d->split - 1, &ci);
+    d->cur_c = ci.channels;
+    if (ci.stride != 16)
+        return nd_fail(ND_ERR_INVALID, "detector backbone: cell %s has stride %d, 16 expected", ci.name, ci.stride);
+    nas_net_cell_info(d->net, d->split - 2, &ci);
+    d->prev_c = ci.channels;
+    nas_net_cell_info(d->net, nas_net_num_cells(d->net) - 1, &ci);
+    d->head_c = ci.channels;
+    m->feat_channels = (int32_t)(m->cfg.layout == DET_LAYOUT_C4 ? d->cur_c : d->cur_c + d->prev_c);
+    return ND_OK;
+}
+
+void det_nasnet_forward(det_model *m, nn_ctx *ctx, nn_tensor *x, nn_tensor **feat,
+                        nn_tensor **cur, nn_tensor **prev) {
+    det_nasnet *d = m->nas;
+    int rc = nas_net_forward_to(d->net, ctx, x, d->split - 1, 0, cur, prev);
+    NN_ASSERT(rc == 0, "detector: NASNet forward: %s", nd_last_error());
+    if (m->cfg.layout == DET_LAYOUT_C4) {
+        *feat = *cur;
+        *cur = *prev = NULL;
+        return;
+    }
+    nn_tensor *pair[2] = {*cur, *prev};
+    *feat = nn_concat(ctx, pair, 2, 1);
+}
+
+void det_nasnet_free(det_model *m) {
+    if (!m->nas) return;
+    nas_net_free(m->nas->net);
+    free(m->nas);
+    m->nas = NULL;
+}
+
+int det_nasnet_head_build(det_model *m, nd_rng *rng, int64_t *channels) {
+    (void)rng; /* the cells' weights were drawn with the backbone */
+    if (!m->nas) return nd_fail(ND_ERR_INVALID, "the nasnet layout needs a NASNet backbone");
+    *channels = m->nas->head_c;
+    return ND_OK;
+}
+
+nn_tensor *det_nasnet_head_forward(det_model *m, nn_ctx *ctx, nn_tensor *cur_crops,
+                                   nn_tensor *prev_crops) {
+    nn_tensor *out = NULL;
+    int rc = nas_net_forward_from(m->nas->net, ctx, m->nas->split, cur_crops, prev_crops, 0, &out);
+    NN_ASSERT(rc == 0, "detector: NASNet box classifier: %s", nd_last_error());
+    return nn_global_avg_pool(ctx, nn_relu(ctx, out));
+}

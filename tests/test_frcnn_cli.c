@@ -1,0 +1,221 @@
+/* nasdet train-det and nasdet detect end to end on a tiny generated digits-det set: files of a
+ * run, exact --resume, COCO results JSON that `nasdet eval` accepts, drawn pictures, and the
+ * errors a user can make. */
+#include <criterion/criterion.h>
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/status.h"
+#include "detector/frcnn_model.h"
+#include "tests/util/testutil.h"
+
+static char *run(const char *fmt, const char *a, const char *b, int *code) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, fmt, a, b, a, b, a, b);
+    char *out = NULL;
+    *code = tu_run_cli(cmd, &out);
+    return out;
+}
+
+static void use_source_data(void) {
+    /* the data generators find digits.png under demos/ (tests run from the repo root) */
+    char cwd[2048], dir[2100];
+    cr_assert(getcwd(cwd, sizeof cwd));
+    snprintf(dir, sizeof dir, "%s/demos", cwd);
+    setenv("NASDET_DATA_DIR", dir, 1);
+}
+
+static char *slurp(const char *dir, const char *name) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return tu_read_file(p, NULL);
+}
+
+static size_t file_size(const char *path, char **data) {
+    size_t len = 0;
+    *data = tu_read_file(path, &len);
+    return *data ? len : 0;
+}
+
+#define TRAIN_ARGS                                                                                      \
+    "train-det --train coco:%s/d/annotations/instances_train.json:%s/d/train "                          \
+    "--val coco:%s/d/annotations/instances_val.json:%s/d/val --arch convnet --conv-width 4 "            \
+    "--min-size 64 --max-size 64 --anchor-sizes 16,32 --anchor-ratios 0.5,1 --rpn-channels 8 "          \
+    "--rpn-batch 32 --roi-batch 16 --head-dim 16 --post-nms-train 50 --post-nms-test 50 --epochs 2 "     \
+    "--batch 2 --threads 1 --loader-threads 1 --warmup 2 --log-every 1 --seed 4 --out %s/%s"
+
+Test(frcnn_cli, train_resume_detect_eval, .timeout = 240) {
+    use_source_data();
+    char *t = tu_tmpdir(), *out;
+    int code;
+    out = run("data digits-det --out %s/d --train 6 --val 3 --size 64 --seed 2", t, NULL, &code);
+    cr_assert_eq(code, 0, "%s", out);
+    free(out);
+
+    /* an uninterrupted run */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, TRAIN_ARGS, t, t, t, t, t, "a");
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "layout c4") && strstr(out, "10 classes"), "%s", out);
+    cr_expect(strstr(out, "val AP"), "%s", out);
+    free(out);
+    char ra[2048];
+    snprintf(ra, sizeof ra, "%s/a", t);
+    char *log = slurp(ra, "log.jsonl");
+    cr_assert(log);
+    /* 6 images, batch 2: 3 steps an epoch, one line each, then an eval line per epoch */
+    int steps = 0, evals = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        cr_assert(j, "log line is not JSON: %s", line);
+        if (cJSON_GetObjectItem(j, "AP")) {
+            evals++;
+            cr_expect(cJSON_IsNumber(cJSON_GetObjectItem(j, "AP50")));
+        } else {
+            steps++;
+            const char *keys[] = {"step", "lr", "loss", "rpn_cls", "rpn_box", "roi_cls", "roi_box"};
+            for (int k = 0; k < 7; k++) cr_expect(cJSON_IsNumber(cJSON_GetObjectItem(j, keys[k])), "%s in %s", keys[k], line);
+        }
+        cJSON_Delete(j);
+    }
+    free(log);
+    cr_expect_eq(steps, 6);
+    cr_expect_eq(evals, 2);
+    char *png = slurp(ra, "loss.png"), *ev = slurp(ra, "eval.json");
+    cr_expect(png && memcmp(png, "\x89PNG", 4) == 0, "loss.png");
+    cr_expect(ev && strstr(ev, "\"AP\""), "eval.json");
+    free(png), free(ev);
+
+    /* the same run stopped after 4 steps (mid epoch 2), then resumed: identical weights */
+    snprintf(cmd, sizeof cmd, TRAIN_ARGS " --max-steps 4", t, t, t, t, t, "b");
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "stopped at step 4"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, TRAIN_ARGS " --resume", t, t, t, t, t, "b");
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "resuming"), "%s", out);
+    free(out);
+    char pa[2048], pb[2048], *da, *db;
+    snprintf(pa, sizeof pa, "%s/a/model.safetensors", t);
+    snprintf(pb, sizeof pb, "%s/b/model.safetensors", t);
+    size_t la = file_size(pa, &da), lb = file_size(pb, &db);
+    cr_assert(la > 0 && la == lb, "model sizes %zu %zu", la, lb);
+    cr_expect(memcmp(da, db, la) == 0, "resumed run differs from the uninterrupted one");
+    free(da), free(db);
+
+    /* detect on the val folder with --gt, then nasdet eval of the JSON */
+    snprintf(cmd, sizeof cmd,
+             "detect --model %s/a/model.safetensors --score-thresh 0 --gt %s/d/annotations/instances_val.json "
+             "--out-json %s/r.json --out-dir %s/drawn %s/d/val",
+             t, t, t, t, t);
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "detect: 3 images"), "%s", out);
+    free(out);
+    char *rj = slurp(t, "r.json");
+    cJSON *arr = cJSON_Parse(rj);
+    cr_assert(cJSON_IsArray(arr), "r.json: %s", rj ? rj : "(missing)");
+    for (cJSON *e = arr->child; e; e = e->next) {
+        cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(e, "image_id")));
+        double cat = cJSON_GetObjectItem(e, "category_id")->valuedouble;
+        cr_assert(cat >= 1 && cat <= 10, "category %g", cat);
+        cJSON *bb = cJSON_GetObjectItem(e, "bbox");
+        cr_assert(cJSON_GetArraySize(bb) == 4);
+        cr_assert(cJSON_GetArrayItem(bb, 2)->valuedouble >= 0);
+        double s = cJSON_GetObjectItem(e, "score")->valuedouble;
+        cr_assert(s >= 0 && s <= 1);
+    }
+    cJSON_Delete(arr);
+    free(rj);
+    char drawn[2048];
+    snprintf(drawn, sizeof drawn, "%s/drawn/000001.jpg", t);
+    char *dj = tu_read_file(drawn, NULL);
+    cr_expect(dj, "drawn picture %s", drawn);
+    free(dj);
+    snprintf(cmd, sizeof cmd, "eval --gt %s/d/annotations/instances_val.json --dt %s/r.json", t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "Average Precision"), "%s", out);
+    free(out);
+    tu_rmtree(t);
+    free(t);
+}
+
+/* A small untrained model file (via the library) for the error paths. */
+static void write_model(const char *path) {
+    det_model_config c;
+    det_model_config_default(&c);
+    c.backbone = DET_BACKBONE_CONVNET, c.conv_width = 4, c.min_size = c.max_size = 64;
+    c.rpn_channels = 8, c.head_dim = 8;
+    int64_t ids[2] = {1, 2};
+    const char *names[2] = {"a", "b"};
+    cr_assert_eq(det_model_config_set_classes(&c, 2, ids, names), 0);
+    det_model *m;
+    cr_assert_eq(det_model_new(&c, 1, &m), 0, "%s", nd_last_error());
+    cr_assert_eq(det_model_save(m, path, NULL, 0), 0, "%s", nd_last_error());
+    det_model_free(m);
+    det_model_config_free(&c);
+}
+
+Test(frcnn_cli, detect_skips_unreadable_and_reports_errors, .timeout = 60) {
+    use_source_data();
+    char *t = tu_tmpdir(), *out, cmd[4096], p[2048];
+    int code;
+    snprintf(p, sizeof p, "%s/m.safetensors", t);
+    write_model(p);
+    out = run("data digits-det --out %s/d --train 2 --val 1 --size 64 --seed 3", t, NULL, &code);
+    cr_assert_eq(code, 0, "%s", out);
+    free(out);
+    snprintf(p, sizeof p, "%s/d/train/broken.jpg", t);
+    tu_write_file(p, "this is not a JPEG");
+    snprintf(p, sizeof p, "%s/list.txt", t);
+    char list[1024];
+    snprintf(list, sizeof list, "# images\n%s/d/val/000001.jpg\n\n", t);
+    tu_write_file(p, list);
+    snprintf(cmd, sizeof cmd, "detect --model %s/m.safetensors --out-json %s/r.json %s/d/train @%s/list.txt", t, t, t, t);
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "broken.jpg") && strstr(out, "skipped"), "%s", out);
+    cr_expect(strstr(out, "detect: 3 images") && strstr(out, "1 unreadable skipped"), "%s", out);
+    free(out);
+    char *rj = slurp(t, "r.json");
+    cr_expect(rj && rj[0] == '[', "r.json");
+    free(rj);
+
+    /* errors */
+    snprintf(cmd, sizeof cmd, "detect --model %s/nope.safetensors %s/d/val", t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 1, "%s", out);
+    cr_expect(strstr(out, "nope.safetensors"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "detect --model %s/m.safetensors", t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "detect --model %s/m.safetensors --score-thresh 2 %s/d/val", t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "detect --model %s/d/annotations/instances_val.json %s/d/val", t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 1, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "detect --model %s/m.safetensors %s/d/train/broken.jpg", t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 1, "%s", out);
+    cr_expect(strstr(out, "no image could be read"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "train-det --train %s/d/annotations/instances_train.json --arch convnet --out %s/r", t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
+    cr_expect(strstr(out, "coco:ANNOTATIONS.json:IMAGE_DIR"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "train-det --train coco:%s/d/annotations/instances_train.json:%s/d/train --out %s/r", t, t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "train-det --train coco:%s/missing.json:%s/d/train --arch convnet --out %s/r", t, t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 1, "%s", out);
+    cr_expect(strstr(out, "missing.json"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "train-det --train coco:%s/d/annotations/instances_train.json:%s/d/train --arch convnet --layout nasnet --out %s/r",
+             t, t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
+    free(out);
+    tu_rmtree(t);
+    free(t);
+}
