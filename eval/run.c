@@ -152,17 +152,17 @@ static int make_masks(ceval_ev *ev) {
     }
     /* a GT index can appear twice (duplicate ids): convert each distinct one once */
     uint8_t *done = calloc((size_t)gt->nanns + 1, 1);
-    int64_t *todo = malloc(sizeof *todo * (size_t)(ngt + 1)), nt = 0;
-    if (!done || !todo) { free(done); free(todo); free(gst); free(dst); return nd_fail(ND_ERR_NOMEM, "out of memory"); }
+    int64_t *pending = malloc(sizeof *pending * (size_t)(ngt + 1)), nt = 0;
+    if (!done || !pending) { free(done); free(pending); free(gst); free(dst); return nd_fail(ND_ERR_NOMEM, "out of memory"); }
     for (int64_t q = 0; q < ngt; q++)
-        if (!done[ev->gb_idx[q]]) { done[ev->gb_idx[q]] = 1; todo[nt++] = ev->gb_idx[q]; }
+        if (!done[ev->gb_idx[q]]) { done[ev->gb_idx[q]] = 1; pending[nt++] = ev->gb_idx[q]; }
     int nth = ev->num_threads;
     #pragma omp parallel for schedule(dynamic, 64) num_threads(nthreads(nth))
     for (int64_t q = 0; q < nt; q++) {
-        const ceval_ann *an = &gt->anns[todo[q]];
+        const ceval_ann *an = &gt->anns[pending[q]];
         uint32_t h = (uint32_t)gt->img_h[an->img], w = (uint32_t)gt->img_w[an->img];
-        gst[q] = ceval_seg_to_rle(&gt->store, an->seg, h, w, &ev->gt_rle[todo[q]]);
-        if (!gst[q]) gst[q] = ceval_rle_to_bbox(&ev->gt_rle[todo[q]], ev->gt_rbb + 4 * todo[q]);
+        gst[q] = ceval_seg_to_rle(&gt->store, an->seg, h, w, &ev->gt_rle[pending[q]]);
+        if (!gst[q]) gst[q] = ceval_rle_to_bbox(&ev->gt_rle[pending[q]], ev->gt_rbb + 4 * pending[q]);
     }
     #pragma omp parallel for schedule(dynamic, 64) num_threads(nthreads(nth))
     for (int64_t q = 0; q < ndt; q++) {
@@ -183,7 +183,7 @@ static int make_masks(ceval_ev *ev) {
     int rc = 0;
     int64_t bad_g = -1, bad_d = -1;
     for (int64_t q = 0; q < nt; q++)
-        if (gst[q] && (bad_g < 0 || todo[q] < bad_g)) bad_g = todo[q];
+        if (gst[q] && (bad_g < 0 || pending[q] < bad_g)) bad_g = pending[q];
     for (int64_t q = 0; q < ndt; q++)
         if (dst[q] && (bad_d < 0 || ev->db_idx[q] < bad_d)) bad_d = ev->db_idx[q];
     if (bad_g >= 0 || bad_d >= 0) {
@@ -208,7 +208,7 @@ static int make_masks(ceval_ev *ev) {
             rc = fail_dt(dt, bad_d, msg);
         }
     }
-    free(done); free(todo); free(gst); free(dst);
+    free(done); free(pending); free(gst); free(dst);
     return rc;
 }
 

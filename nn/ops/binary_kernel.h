@@ -1,0 +1,53 @@
+/* The element-wise two-input ops (add, sub, mul, minimum) differ only in three expressions;
+ * this macro writes their forward and backward kernels once. In the expressions, `av` and `bv`
+ * are the inputs at one element and `g` is the output gradient there:
+ *   Y   the output,  DA  the gradient for a,  DB  the gradient for b.
+ * a [any], b [same] or [1] (broadcast) -> y [same as a]. Backward accumulates (+=); when b was
+ * broadcast its gradient is summed in index order in double, so it does not depend on threads. */
+#ifndef NN_OPS_BINARY_KERNEL_H
+#define NN_OPS_BINARY_KERNEL_H
+
+#include "nn/nn_impl.h"
+
+#define NN_BINARY_OP(name, ENUM, Y, DA, DB)                                                        \
+    static void name##_forward(nn_ctx *ctx, nn_node *node) {                                       \
+        (void)ctx;                                                                                 \
+        const float *a = node->ins[0]->data, *b = node->ins[1]->data;                              \
+        int64_t bs = node->ins[1]->numel == 1 ? 0 : 1, n = node->out->numel;                       \
+        float *y = node->out->data;                                                                \
+        _Pragma("omp parallel for simd schedule(static) if (n > NN_PAR_MIN)")                      \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float av = a[i], bv = b[i * bs];                                                       \
+            y[i] = (Y);                                                                            \
+        }                                                                                          \
+    }                                                                                              \
+    static void name##_backward(nn_ctx *ctx, nn_node *node) {                                      \
+        const float *a = node->ins[0]->data, *b = node->ins[1]->data, *dy = node->out->grad;       \
+        float *da = nn__grad(ctx, node->ins[0]), *db = nn__grad(ctx, node->ins[1]);                \
+        int64_t bs = node->ins[1]->numel == 1 ? 0 : 1, n = node->out->numel;                       \
+        if (da)                                                                                    \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float av = a[i], bv = b[i * bs], g = dy[i];                                        \
+                (void)av, (void)bv;                                                                \
+                da[i] += (DA);                                                                     \
+            }                                                                                      \
+        if (db && bs)                                                                              \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float av = a[i], bv = b[i], g = dy[i];                                             \
+                (void)av, (void)bv;                                                                \
+                db[i] += (DB);                                                                     \
+            }                                                                                      \
+        else if (db) {                                                                             \
+            double s = 0.0;                                                                        \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float av = a[i], bv = b[0], g = dy[i];                                             \
+                (void)av, (void)bv;                                                                \
+                s += (DB);                                                                         \
+            }                                                                                      \
+            db[0] += (float)s;                                                                     \
+        }                                                                                          \
+    }                                                                                              \
+    const nn_op_impl nn_op_##name##_impl = {name##_forward, name##_backward};                      \
+    nn_tensor *nn_##name(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) { return nn__binary(ctx, ENUM, a, b); }
+
+#endif
