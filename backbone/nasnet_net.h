@@ -257,7 +257,8 @@ typedef struct nas_train_opts {
     int64_t epochs;          /* epochs to train (>= 1), ignored when steps > 0 */
     int64_t steps;           /* > 0: train this many steps instead (last epoch cut short) */
     int32_t batch_size;      /* 32 */
-    nn_optim_kind optimizer; /* NN_OPTIM_SGD (momentum 0.9, not Nesterov) or NN_OPTIM_RMSPROP */
+    nn_optim_kind optimizer; /* NN_OPTIM_SGD (momentum 0.9, not Nesterov), NN_OPTIM_RMSPROP or NN_OPTIM_ADAM
+                                (betas 0.9, 0.999, eps 1e-8; weight decay 0 unless set) */
     double lr;               /* 0.025: cosine from lr to lr_min over the run */
     double lr_min;           /* 0 */
     double momentum;         /* 0.9 */

@@ -125,7 +125,13 @@ static void fc(builder *b, const char *sub, int32_t out, int32_t in, nn_tensor *
     cost_add(b, sc, (int64_t)out * in + out, (int64_t)out * in);
     *w = param(b, sc, "weights", 2, NN_SHAPE(out, in), 0);
     *bias = param(b, sc, "biases", 1, NN_SHAPE(out), NN_PARAM_NO_DECAY);
-    if (*w) nn_init_variance_scaling(*w, 2.0, NN_FAN_OUT, NN_DIST_TRUNCATED_NORMAL, &b->rng);
+    /* Zeros, not TF-slim's FAN_OUT variance scaling: with 10 outputs that draws weights of
+     * std 0.5 over hundreds of positive pooled features, so the first logits spread by +-6
+     * and the first loss is 6-14 (measured) instead of ln K; the clipped gradient then spends
+     * hundreds of steps shrinking the logits before any feature learns. From zeros the
+     * classifier starts at the uniform prediction and its gradient reaches the features at
+     * the second step (as in Goyal et al.'s zero-initialised last layer). */
+    if (*w) nn_init_constant(*w, 0.0f);
 }
 
 /* factorized_reduction(x, out, stride) under scope/sub: returns the output shape. */

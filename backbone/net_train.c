@@ -228,8 +228,8 @@ int nas_net_load(const char *path, nas_net **out) {
 static int check_opts(const nas_train_opts *o) {
     if (o->steps <= 0 && o->epochs < 1) return nd_fail(ND_ERR_INVALID, "training: epochs must be >= 1");
     if (o->batch_size < 2) return nd_fail(ND_ERR_INVALID, "training: batch size must be >= 2 (batch norm)");
-    if (o->optimizer != NN_OPTIM_SGD && o->optimizer != NN_OPTIM_RMSPROP)
-        return nd_fail(ND_ERR_INVALID, "training: optimizer must be SGD or RMSProp");
+    if (o->optimizer != NN_OPTIM_SGD && o->optimizer != NN_OPTIM_RMSPROP && o->optimizer != NN_OPTIM_ADAM)
+        return nd_fail(ND_ERR_INVALID, "training: optimizer must be SGD, RMSProp or Adam");
     if (!(o->lr > 0 && isfinite(o->lr)) || !(o->lr_min >= 0)) return nd_fail(ND_ERR_INVALID, "training: lr must be > 0");
     if (!(o->momentum >= 0 && o->momentum < 1)) return nd_fail(ND_ERR_INVALID, "training: momentum must be in [0, 1)");
     if (!(o->clip_norm >= 0)) return nd_fail(ND_ERR_INVALID, "training: clip must be >= 0");
@@ -298,10 +298,12 @@ int nas_train(nas_net *net, const nas_data *train, const nas_data *eval, const n
     /* The run's schedule becomes part of the network's config (and its checkpoint). */
     net->cfg.total_training_steps = o->drop_path_total_steps > 0 ? o->drop_path_total_steps : total;
     if (o->drop_path_keep >= 0) net->cfg.drop_path_keep_prob = o->drop_path_keep;
-    double wd = o->weight_decay >= 0 ? o->weight_decay : net->cfg.weight_decay;
-    nn_optim_config oc = o->optimizer == NN_OPTIM_RMSPROP
-                             ? nn_optim_rmsprop(o->rmsprop_decay, o->momentum, o->rmsprop_eps, wd)
-                             : nn_optim_sgd(o->momentum, o->nesterov, wd);
+    /* Adam's default is no weight decay: an L2 term inside Adam is rescaled by the adaptive step
+     * and fights it; the config's decay is SGD's and RMSProp's. */
+    double wd = o->weight_decay >= 0 ? o->weight_decay : o->optimizer == NN_OPTIM_ADAM ? 0.0 : net->cfg.weight_decay;
+    nn_optim_config oc = o->optimizer == NN_OPTIM_RMSPROP ? nn_optim_rmsprop(o->rmsprop_decay, o->momentum, o->rmsprop_eps, wd)
+                         : o->optimizer == NN_OPTIM_ADAM  ? nn_optim_adam(0.9, 0.999, 1e-8, wd)
+                                                          : nn_optim_sgd(o->momentum, o->nesterov, wd);
     int64_t epoch0 = 0, step = 0;
     if (o->resume && nd_path_exists(o->checkpoint)) {
         rc = load_ckpt(net, o->checkpoint, o->seed, &epoch0, &step);

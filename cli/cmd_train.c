@@ -234,7 +234,8 @@ int cli_cmd_train(int argc, char **argv) {
         {"flip", ND_OPT_FLAG, &flip, "random horizontal flips (not for digits)", NULL, NULL},
         {"label-smoothing", ND_OPT_DOUBLE, &smoothing, "label smoothing", NULL, "S"},
         {"clip", ND_OPT_DOUBLE, &clip, "global gradient norm clip (0: off)", NULL, "C"},
-        {"optimizer", ND_OPT_CHOICE, &optimizer, "optimizer (rmsprop: decay 0.9, eps 1.0)", "sgd|rmsprop", NULL},
+        {"optimizer", ND_OPT_CHOICE, &optimizer, "optimizer (rmsprop: decay 0.9, eps 1.0; adam: betas 0.9, 0.999, wd 0 unless --wd)",
+         "sgd|rmsprop|adam", NULL},
         {"ema", ND_OPT_DOUBLE, &ema, "parameter EMA decay, e.g. 0.9999 (0: off)", NULL, "D"},
         {"seed", ND_OPT_INT, &seed, "seed of weights, data order, augmentation and drop path", NULL, "S"},
         {"threads", ND_OPT_INT, &threads, "compute threads (0: all cores)", NULL, "T"},
@@ -306,7 +307,7 @@ int cli_cmd_train(int argc, char **argv) {
     o.epochs = epochs;
     o.steps = steps;
     o.batch_size = (int32_t)batch;
-    o.optimizer = !strcmp(optimizer, "rmsprop") ? NN_OPTIM_RMSPROP : NN_OPTIM_SGD;
+    o.optimizer = !strcmp(optimizer, "rmsprop") ? NN_OPTIM_RMSPROP : !strcmp(optimizer, "adam") ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
     o.lr = lr;
     o.weight_decay = wd;
     o.drop_path_keep = keep;

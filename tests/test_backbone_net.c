@@ -123,16 +123,21 @@ Test(backbone_net, names_shapes_prefix_and_seeded_init) {
     nas_net *n2, *n3;
     cr_assert_eq(nas_net_new(&c, NULL, NULL, 7, &n2), 0);
     cr_assert_eq(nas_net_new(&c, NULL, NULL, 8, &n3), 0);
-    nn_tensor *a = nn_params_get(nas_net_params(n2), "final_layer/FC/weights");
-    nn_tensor *b = nn_params_get(nas_net_params(n3), "final_layer/FC/weights");
-    nn_tensor *o = nn_params_get(ps, "backbone/final_layer/FC/weights");
+    nn_tensor *a = nn_params_get(nas_net_params(n2), "l1_stem_3x3/weights");
+    nn_tensor *b = nn_params_get(nas_net_params(n3), "l1_stem_3x3/weights");
+    nn_tensor *o = nn_params_get(ps, "backbone/l1_stem_3x3/weights");
+    cr_assert(a && b && o);
     cr_expect_eq(memcmp(a->data, o->data, (size_t)a->numel * 4), 0);
     cr_expect_neq(memcmp(a->data, b->data, (size_t)a->numel * 4), 0);
-    /* FAN_OUT truncated normal: variance about 2 / num_classes * 1.29 for the FC. */
+    /* FAN_OUT truncated normal (TF-slim): variance about 2 / fan_out, fan_out = 24 * 3 * 3. */
     double var = 0;
     for (int64_t i = 0; i < a->numel; i++) var += (double)a->data[i] * a->data[i];
     var /= (double)a->numel;
-    cr_expect(var > 0.1 && var < 0.4, "FC weight variance %g", var);
+    cr_expect(var > 0.5 * 2.0 / 216 && var < 2.0 * 2.0 / 216, "stem weight variance %g", var);
+    /* The classifier starts at zero: the uniform prediction (see net_build.c's fc()). */
+    nn_tensor *fc = nn_params_get(nas_net_params(n2), "final_layer/FC/weights");
+    cr_assert_not_null(fc);
+    for (int64_t i = 0; i < fc->numel; i++) cr_assert_eq(fc->data[i], 0.0f);
     nas_net_free(n2);
     nas_net_free(n3);
     nas_net_free(net);
