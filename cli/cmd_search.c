@@ -119,7 +119,7 @@ static void draw_best(const char *run) {
 }
 
 int cli_cmd_search(int argc, char **argv) {
-    const char *data = NULL, *out = NULL, *strategy = "ppo", *space = "nasnet-a";
+    const char *data = NULL, *out = NULL, *strategy = "ppo", *space = "nasnet-a", *c_optimizer = "sgd";
     int64_t children = 100, batch = 20, seed = 1, hidden = 100, top_k = 25, stop_after = 0;
     int64_t c_epochs = 1, c_steps = 0, c_n = 2, c_f = 8, c_batch = 64, c_subset = 0, c_val = 5000, c_val_subset = 0;
     int64_t c_threads = 0, ppo_epochs = 4;
@@ -147,6 +147,7 @@ int cli_cmd_search(int argc, char **argv) {
         {"child-val", ND_OPT_INT, &c_val, "held-out validation images at the end of the training set", NULL, "n"},
         {"child-val-subset", ND_OPT_INT, &c_val_subset, "validation images scored per child (0: all)", NULL, "n"},
         {"child-lr", ND_OPT_DOUBLE, &c_lr, "child: initial learning rate (cosine to 0)", NULL, "LR"},
+        {"child-optimizer", ND_OPT_CHOICE, &c_optimizer, "child: SGD (Nesterov momentum 0.9) or Adam", "sgd|adam", NULL},
         {"child-wd", ND_OPT_DOUBLE, &c_wd, "child: weight decay", NULL, "WD"},
         {"threads", ND_OPT_INT, &c_threads, "threads for child training (0: all cores)", NULL, "T"},
         {"space", ND_OPT_CHOICE, &space, "search space", "nasnet-a|nasnet-b|nasnet-c", NULL},
@@ -231,6 +232,7 @@ int cli_cmd_search(int argc, char **argv) {
     cc.train_subset = c_subset;
     cc.val = c_val;
     cc.val_subset = c_val_subset;
+    cc.adam = !strcmp(c_optimizer, "adam");
     cc.lr = c_lr;
     cc.weight_decay = c_wd;
     cc.threads = (int)c_threads;

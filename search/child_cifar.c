@@ -37,9 +37,9 @@ char *srch_cifar_child_describe(const srch_cifar_child_config *c) {
     /* The data folder is left out: a moved data set is still the same experiment. */
     snprintf(text, 512,
              "{\"N\":%d,\"F\":%d,\"batch\":%d,\"epochs\":%d,\"steps\":%" PRId64 ",\"train_subset\":%" PRId64
-             ",\"val\":%" PRId64 ",\"val_subset\":%" PRId64 ",\"lr\":%.17g,\"weight_decay\":%.17g}",
-             c->n_cells, c->filters, c->batch, c->epochs, c->steps, c->train_subset, c->val, c->val_subset, c->lr,
-             c->weight_decay);
+             ",\"val\":%" PRId64 ",\"val_subset\":%" PRId64 ",\"optimizer\":\"%s\",\"lr\":%.17g,\"weight_decay\":%.17g}",
+             c->n_cells, c->filters, c->batch, c->epochs, c->steps, c->train_subset, c->val, c->val_subset,
+             c->adam ? "adam" : "sgd", c->lr, c->weight_decay);
     return text;
 }
 
@@ -119,7 +119,7 @@ static int cifar_train(void *user, const nas_genotype *g, uint64_t seed, srch_re
     o.epochs = c->cfg.epochs;
     o.steps = c->cfg.steps;
     o.batch_size = c->cfg.batch;
-    o.optimizer = NN_OPTIM_SGD;
+    o.optimizer = c->cfg.adam ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
     o.lr = c->cfg.lr;
     o.lr_min = 0;
     o.momentum = 0.9;

@@ -186,6 +186,7 @@ typedef struct srch_cifar_child_config {
     int64_t train_subset;   /* training images used (0: all but the validation part) */
     int64_t val;            /* held-out validation images at the end of the set: 5000 */
     int64_t val_subset;     /* validation images scored (0: all `val`) */
+    int adam;               /* 0: SGD with Nesterov momentum 0.9; 1: Adam (betas 0.9, 0.999) */
     double lr;              /* initial learning rate of the cosine schedule */
     double weight_decay;
     int threads;            /* kernel threads (0: all cores) */
