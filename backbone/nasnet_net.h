@@ -288,6 +288,17 @@ typedef struct nas_train_opts {
     void *user;
     const volatile int *stop;/* optional: when *stop becomes non-zero, stop after the step,
                                 write the checkpoint of the last finished epoch is kept */
+    /* Data-parallel training (dist/, `mpirun nasdet train`): shard_count replicas draw the same
+     * global batches of batch_size images (batch_size % shard_count == 0); this one trains on
+     * rows [shard_rank * b, (shard_rank + 1) * b) of each, b = batch_size / shard_count.
+     * grad_sync (may be NULL) is called after the backward pass and before clipping, to average
+     * the gradients across replicas (dist_grad_sync_cb). no_checkpoint_write: read
+     * `checkpoint` on resume but never write it (replicas other than rank 0). Loss and accuracy
+     * statistics are this replica's shard's. Defaults 0, 0 (0 or 1 replicas: the whole batch). */
+    int32_t shard_rank, shard_count;
+    int (*grad_sync)(nn_params *ps, void *user);
+    void *grad_sync_user;
+    int32_t no_checkpoint_write;
 } nas_train_opts;
 
 /* The paper's CIFAR defaults (above). */

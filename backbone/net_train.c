@@ -79,10 +79,11 @@ static void loader_opts(coco_cls_opts *o, const nas_data *d, int32_t batch, int3
     o->count = d->count;
 }
 
-static int64_t argmax_hits(const nn_tensor *logits, const int32_t *labels) {
+static int64_t argmax_hits(nn_ctx *ctx, const nn_tensor *logits, const int32_t *labels) {
     int64_t n = logits->shape[0], k = logits->shape[1], hits = 0;
+    const float *ld = nn_tensor_host(ctx, logits); /* the logits may be on a GPU */
     for (int64_t i = 0; i < n; i++) {
-        const float *r = logits->data + i * k;
+        const float *r = ld + i * k;
         int64_t best = 0;
         for (int64_t j = 1; j < k; j++)
             if (r[j] > r[best]) best = j;
@@ -104,7 +105,7 @@ int nas_evaluate(nas_net *net, const nas_data *data, int32_t batch, int use_ema,
     if (rc) return rc;
     int swapped = use_ema && nn_params_has_ema(net->ps);
     if (swapped) nn_params_ema_swap(net->ps);
-    nn_ctx *ctx = nn_ctx_new();
+    nn_ctx *ctx = nn_ctx_new_like(net->ps); /* on the parameters' device */
     nn_ctx_set_grad(ctx, 0);
     nn_ctx_set_training(ctx, 0);
     double loss_sum = 0;
@@ -118,8 +119,8 @@ int nas_evaluate(nas_net *net, const nas_data *data, int32_t batch, int use_ema,
         rc = nas_net_forward(net, ctx, x, 0, &out);
         if (rc) break;
         nn_tensor *loss = nn_softmax_cross_entropy(ctx, out.logits, b->labels, 0.0f);
-        loss_sum += (double)loss->data[0] * b->n;
-        res->correct += argmax_hits(out.logits, b->labels);
+        loss_sum += (double)nn_item(ctx, loss) * b->n;
+        res->correct += argmax_hits(ctx, out.logits, b->labels);
         res->count += b->n;
     }
     if (swapped) nn_params_ema_swap(net->ps);
@@ -241,6 +242,9 @@ static int check_opts(const nas_train_opts *o) {
     if (!(o->ema_decay >= 0 && o->ema_decay < 1)) return nd_fail(ND_ERR_INVALID, "training: EMA decay must be in [0, 1)");
     if (o->cutout < 0 || o->pad < 0) return nd_fail(ND_ERR_INVALID, "training: cutout and pad must be >= 0");
     if (o->resume && !o->checkpoint) return nd_fail(ND_ERR_INVALID, "training: resume needs a checkpoint path");
+    if (o->shard_count > 1 && (o->shard_rank < 0 || o->shard_rank >= o->shard_count || o->batch_size % o->shard_count))
+        return nd_fail(ND_ERR_INVALID, "training: batch %d must split evenly over %d replicas (replica %d)",
+                       o->batch_size, o->shard_count, o->shard_rank);
     return ND_OK;
 }
 
@@ -253,6 +257,14 @@ typedef struct epoch_acc {
 static int train_step(nas_net *net, nn_ctx *ctx, const coco_batch *b, const nas_train_opts *o,
                       const nn_optim_config *oc, int64_t step, int64_t total, uint64_t seed, double *lr_out,
                       epoch_acc *acc) {
+    coco_batch shard = *b; /* data-parallel: this replica's rows of the global batch */
+    if (o->shard_count > 1) {
+        int32_t per = b->n / o->shard_count;
+        shard.n = per;
+        shard.images += (size_t)o->shard_rank * per * b->channels * b->height * b->width;
+        shard.labels += (size_t)o->shard_rank * per;
+        b = &shard;
+    }
     nn_ctx_reset(ctx);
     nn_params_zero_grad(net->ps);
     nn_ctx_seed(ctx, nas_mix_seed(seed, (uint64_t)step, 1));
@@ -266,9 +278,10 @@ static int train_step(nas_net *net, nn_ctx *ctx, const coco_batch *b, const nas_
         nn_tensor *al = nn_softmax_cross_entropy(ctx, out.aux_logits, b->labels, ls);
         loss = nn_add(ctx, loss, nn_scale(ctx, al, (float)o->aux_weight, 0.0f));
     }
-    double lv = loss->data[0];
+    double lv = nn_item(ctx, loss);
     if (!isfinite(lv)) return nd_fail(ND_ERR_NUMERIC, "training diverged at step %lld: the loss is %g", (long long)step, lv);
     nn_backward(ctx, loss);
+    if (o->grad_sync && (rc = o->grad_sync(net->ps, o->grad_sync_user))) return rc; /* data-parallel */
     double gn = nn_params_clip_grad_norm(net->ps, o->clip_norm);
     if (!isfinite(gn))
         return nd_fail(ND_ERR_NUMERIC, "training diverged at step %lld: the gradient norm is %g", (long long)step, gn);
@@ -277,7 +290,7 @@ static int train_step(nas_net *net, nn_ctx *ctx, const coco_batch *b, const nas_
     if (o->ema_decay > 0) nn_params_ema_update(net->ps, o->ema_decay);
     *lr_out = lr;
     acc->loss_sum += lv * b->n;
-    acc->hits += argmax_hits(out.logits, b->labels);
+    acc->hits += argmax_hits(ctx, out.logits, b->labels);
     acc->seen += b->n;
     return ND_OK;
 }
@@ -314,7 +327,7 @@ int nas_train(nas_net *net, const nas_data *train, const nas_data *eval, const n
     }
     res->epochs_done = epoch0;
     res->steps = step;
-    nn_ctx *ctx = nn_ctx_new();
+    nn_ctx *ctx = nn_ctx_new_like(net->ps); /* on the parameters' device */
     double t_start = nd_time_now();
     int64_t images = 0;
     for (int64_t e = epoch0; e < epochs && step < total && !rc; e++) {
@@ -373,7 +386,7 @@ int nas_train(nas_net *net, const nas_data *train, const nas_data *eval, const n
             st.eval_acc = res->eval.accuracy;
             st.eval_loss = res->eval.loss;
         }
-        if (o->checkpoint) {
+        if (o->checkpoint && !o->no_checkpoint_write) {
             rc = save_ckpt(net, o->checkpoint, e + 1, step, o->seed);
             if (rc) break;
         }

@@ -23,7 +23,28 @@ section_nms() {
     fi
 }
 
-SECTIONS="section_nms"
+section_roialign() {
+    echo "== ROIAlign: nn_roi_align vs torchvision.ops.roi_align (CPU), 256x50x50 map, 7x7, sampling 2"
+    roi_bin=$(dirname "$BENCH_BIN")/bench_det_roi
+    if have_torchvision; then
+        "$PY" "$here/det_roi.py" "$roi_bin"
+    else
+        echo "(torchvision not found at $PY: our figures only; median_ms min_ms threads)"
+        for k in 512 2000; do
+            "$roi_bin" gen $k $((2000 + k)) /tmp/nasdet-bench-roi.$$
+            printf "%6d rois: " $k
+            "$roi_bin" run /tmp/nasdet-bench-roi.$$ 5
+        done
+        rm -f /tmp/nasdet-bench-roi.$$
+    fi
+}
+
+section_inference() {
+    echo "== inference per image: the shipped default model"
+    "$(dirname "$BENCH_BIN")/bench_det_model"
+}
+
+SECTIONS="section_nms section_roialign section_inference"
 for s in $SECTIONS; do
     $s
     echo

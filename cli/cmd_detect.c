@@ -140,7 +140,7 @@ static int64_t gt_image_id(const coco_dataset *gt, const char *path) {
 }
 
 int cli_cmd_detect(int argc, char **argv) {
-    const char *model_path = NULL, *out_json = NULL, *out_dir = NULL, *gt_path = NULL;
+    const char *model_path = NULL, *out_json = NULL, *out_dir = NULL, *gt_path = NULL, *device = "cpu";
     double score_thresh = 0.3;
     int64_t threads = 0;
     nd_opt opts[] = {
@@ -150,6 +150,7 @@ int cli_cmd_detect(int argc, char **argv) {
         {"out-dir", ND_OPT_STRING, &out_dir, "write pictures with boxes drawn into this folder", NULL, "DIR"},
         {"gt", ND_OPT_STRING, &gt_path, "COCO annotations: image ids by file name (for nasdet eval)", NULL, "ANN.json"},
         {"threads", ND_OPT_INT, &threads, "compute threads (0: all cores)", NULL, "N"},
+        {"device", ND_OPT_STRING, &device, "cpu, cuda or cuda:N (GPU N; needs a CUDA=1 build)", NULL, "DEV"},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     nd_args args;
@@ -190,11 +191,12 @@ int cli_cmd_detect(int argc, char **argv) {
         model_path = found;
     }
     if ((rc = det_model_load(model_path, &m, NULL))) goto fail;
+    if ((rc = nn_params_to_device(det_model_params(m), device))) goto fail;
     if (gt_path && (rc = coco_dataset_read(gt_path, &gt))) goto fail;
     if (out_dir && (rc = nd_mkdirs(out_dir))) goto fail;
     if (threads > 0) nn_set_threads((int)threads);
     const det_model_config *c = det_model_cfg(m);
-    ctx = nn_ctx_new();
+    ctx = nn_ctx_new_like(det_model_params(m)); /* on the model's device */
     results = cJSON_CreateArray();
     int64_t done_n = 0, skipped = 0, objects = 0;
     double t_all = 0;

@@ -12,13 +12,15 @@
 #include "common/log.h"
 #include "common/progress.h"
 #include "common/status.h"
+#include "dist/dist.h"
 #include "search/search.h"
 #include "search/search_driver.h"
 
 static const char *const usage =
     "nasdet search --data cifar:DIR --out RUN/ [--strategy ppo|reinforce|random] [--children K] [--resume]\n"
     "       [--child-epochs E | --child-steps S] [--child-N 2] [--child-F 8] [--child-batch 64]\n"
-    "       [--child-train-subset n] [--batch 20] [--seed S]\n"
+    "       [--child-train-subset n] [--batch 20] [--seed S] [--job-timeout SEC]\n"
+    "   or: mpirun -np K nasdet search ... (MPI build: rank 0 runs the search, ranks 1..K-1 train children)\n"
     "   or: nasdet search --plot RUN1 [RUN2 ...] --out cmp.png\n"
     "   or: nasdet search --data cifar:DIR --rank G1,G2,... [--seeds 3] [child options]";
 static const char *const description =
@@ -35,7 +37,11 @@ static const char *const description =
     "options (--children may grow); the same seed gives the same architectures.\n"
     "--plot draws the rewards of up to 4 runs into one PNG and prints their summaries.\n"
     "--rank trains the given genotypes (built-in names or JSON files) as children, --seeds times\n"
-    "each, and prints their rewards: a check that the child setting ranks architectures.";
+    "each, and prints their rewards: a check that the child setting ranks architectures.\n"
+    "Under mpirun (a `make MPI=1` build) with K > 1 processes, rank 0 runs the controller and the\n"
+    "queue and ranks 1..K-1 train children, each in a forked process: a child that dies or runs\n"
+    "past --job-timeout is re-queued (same seed) and the search goes on; the same seed gives the\n"
+    "same children and rewards for any K.";
 
 static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig) {
@@ -118,12 +124,70 @@ static void draw_best(const char *run) {
     free(png);
 }
 
+/* Run the search with in-process workers (trainer) or, on MPI rank 0, the other ranks (mc). */
+static int search_run(const char *command, srch_driver_config *dc, const dist_search_config *mc,
+                      const srch_child_trainer *trainer, const char *out, int64_t children, double load_seconds,
+                      int resume) {
+    srch_workers *workers;
+    if (mc ? dist_search_workers_new(mc, &workers) : srch_workers_local_new(trainer, &workers))
+        return cli_fail(command);
+    if (mc) printf("search over MPI: rank 0 runs the controller, %d worker ranks train children\n", dist_size() - 1);
+    nd_progress prog;
+    nd_progress_init(&prog, stderr, "search", "children", children);
+    dc->progress = &prog;
+    dc->stop = &stop_flag;
+    void (*old_int)(int) = signal(SIGINT, on_signal);
+    void (*old_term)(int) = signal(SIGTERM, on_signal);
+    srch_run_stats st;
+    int rc = srch_driver_run(dc, workers, resume, &st);
+    signal(SIGINT, old_int);
+    signal(SIGTERM, old_term);
+    srch_workers_free(workers);
+    if (rc && rc != ND_ERR_INTERRUPTED) return cli_fail(command);
+    if (st.children_done > 0) draw_best(out);
+    double frac = st.wall_seconds > 0 ? st.overhead_seconds / st.wall_seconds : 0;
+    printf("%s search, %s: %lld/%lld children (%lld this call, %lld failed)\n", srch_strategy_name(dc->strategy), out,
+           (long long)st.children_done, (long long)children, (long long)st.children_this_call, (long long)st.failed);
+    printf("time this call: %.1f s (data load %.1f s, not counted), %.1f s in child training, %.2f s outside it "
+           "(%.2f%%: controller %.2f s, logs/reports/checkpoints %.2f s); %.1f children/hour\n",
+           st.wall_seconds, load_seconds, st.child_seconds, st.overhead_seconds, 100 * frac, st.controller_seconds,
+           st.report_seconds, st.wall_seconds > 0 ? 3600.0 * (double)st.children_this_call / st.wall_seconds : 0.0);
+    if (st.children_done > 0) print_summary(out);
+    if (rc == ND_ERR_INTERRUPTED) {
+        printf("stopped: continue with the same command and --resume\n");
+        return stop_flag ? CLI_EXIT_FAIL : CLI_EXIT_OK; /* --stop-after is a planned stop */
+    }
+    return CLI_EXIT_OK;
+}
+
+/* MPI ranks 1..K-1: load the data, then train what rank 0 sends until it says stop. A data set
+ * that does not load is reported to rank 0, which stops the whole search with the message. */
+static int search_worker(const char *command, const dist_search_config *mc, const srch_cifar_child_config *cc) {
+    srch_cifar_child *child = NULL;
+    int loaded = srch_cifar_child_new(cc, &child) == ND_OK;
+    srch_child_trainer trainer;
+    if (loaded) trainer = srch_cifar_child_trainer(child);
+    int rc = dist_search_worker_main(mc, loaded ? &trainer : NULL, loaded ? NULL : nd_last_error());
+    srch_cifar_child_free(child);
+    if (rc) return cli_fail(command);
+    return loaded ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+static int search_main(int argc, char **argv);
+
+/* MPI (when built with it and started by mpirun) lives for the whole command. */
 int cli_cmd_search(int argc, char **argv) {
-    const char *data = NULL, *out = NULL, *strategy = "ppo", *space = "nasnet-a", *c_optimizer = "sgd";
+    int code = search_main(argc, argv);
+    dist_finalize();
+    return code;
+}
+
+static int search_main(int argc, char **argv) {
+    const char *data = NULL, *out = NULL, *strategy = "ppo", *space = "nasnet-a", *c_optimizer = "sgd", *device = "cpu";
     int64_t children = 100, batch = 20, seed = 1, hidden = 100, top_k = 25, stop_after = 0;
     int64_t c_epochs = 1, c_steps = 0, c_n = 2, c_f = 8, c_batch = 64, c_subset = 0, c_val = 5000, c_val_subset = 0;
-    int64_t c_threads = 0, ppo_epochs = 4;
-    double c_lr = 0.05, c_wd = 5e-4, lr = 0.00035, clip = 0.2, ent = 1e-5;
+    int64_t c_threads = 0, ppo_epochs = 4, max_attempts = 3;
+    double job_timeout = 0, worker_grace = 60, c_lr = 0.05, c_wd = 5e-4, lr = 0.00035, clip = 0.2, ent = 1e-5;
     int resume = 0, plot = 0;
     const char *rank = NULL;
     int64_t seeds = 3;
@@ -150,6 +214,7 @@ int cli_cmd_search(int argc, char **argv) {
         {"child-optimizer", ND_OPT_CHOICE, &c_optimizer, "child: SGD (Nesterov momentum 0.9) or Adam", "sgd|adam", NULL},
         {"child-wd", ND_OPT_DOUBLE, &c_wd, "child: weight decay", NULL, "WD"},
         {"threads", ND_OPT_INT, &c_threads, "threads for child training (0: all cores)", NULL, "T"},
+        {"device", ND_OPT_STRING, &device, "where children train: cpu, cuda or cuda:N (needs a CUDA=1 build)", NULL, "DEV"},
         {"space", ND_OPT_CHOICE, &space, "search space", "nasnet-a|nasnet-b|nasnet-c", NULL},
         {"hidden", ND_OPT_INT, &hidden, "controller LSTM units", NULL, "H"},
         {"lr", ND_OPT_DOUBLE, &lr, "controller Adam learning rate", NULL, "LR"},
@@ -163,6 +228,13 @@ int cli_cmd_search(int argc, char **argv) {
         {"rank", ND_OPT_STRING, &rank, "train these genotypes as children and print their rewards (no search)", NULL,
          "G1,G2"},
         {"seeds", ND_OPT_INT, &seeds, "with --rank: children per genotype (seeds 1..n)", NULL, "n"},
+        {"job-timeout", ND_OPT_DOUBLE, &job_timeout,
+         "MPI: seconds a child may train before its worker kills it and the job is re-queued (0: no limit)", NULL,
+         "SEC"},
+        {"worker-grace", ND_OPT_DOUBLE, &worker_grace, "MPI: seconds beyond --job-timeout before rank 0 gives up a "
+         "worker rank that sends nothing (its job is re-queued)", NULL, "SEC"},
+        {"max-attempts", ND_OPT_INT, &max_attempts, "MPI: hand-outs of a job whose worker died before it is "
+         "logged as failed", NULL, "n"},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]), code;
     nd_args args;
@@ -195,11 +267,13 @@ int cli_cmd_search(int argc, char **argv) {
                   {"child-val", c_val, 1, INT64_MAX / 2}, {"child-val-subset", c_val_subset, 0, INT64_MAX / 2},
                   {"ppo-epochs", ppo_epochs, 1, 1000}, {"threads", c_threads, 0, 4096},
                   {"stop-after", stop_after, 0, INT64_MAX / 2}, {"seed", seed, 0, INT64_MAX},
-                  {"seeds", seeds, 1, 1000}};
+                  {"seeds", seeds, 1, 1000}, {"max-attempts", max_attempts, 1, 1000}};
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
         if (ranges[i].v < ranges[i].lo || ranges[i].v > ranges[i].hi)
             return cli_error(argv[0], CLI_EXIT_USAGE, "--%s %lld: expected %lld..%lld", ranges[i].name,
                              (long long)ranges[i].v, (long long)ranges[i].lo, (long long)ranges[i].hi);
+    if (!(job_timeout >= 0) || !(worker_grace >= 0))
+        return cli_error(argv[0], CLI_EXIT_USAGE, "--job-timeout and --worker-grace must be >= 0");
     if (!(lr > 0) || !(clip > 0) || !(ent >= 0) || !(c_lr > 0) || !(c_wd >= 0))
         return cli_error(argv[0], CLI_EXIT_USAGE, "--lr, --clip and --child-lr must be > 0, --entropy-weight and "
                          "--child-wd >= 0");
@@ -236,10 +310,32 @@ int cli_cmd_search(int argc, char **argv) {
     cc.lr = c_lr;
     cc.weight_decay = c_wd;
     cc.threads = (int)c_threads;
+    cc.device = device;
     char *desc = srch_cifar_child_describe(&cc);
     if (!desc) return cli_error(argv[0], CLI_EXIT_FAIL, "out of memory");
     dc.child_desc = desc;
 
+    if (dist_init()) {
+        free(desc);
+        return cli_fail(argv[0]);
+    }
+    if (dist_size() > 1) {
+        if (rank) {
+            free(desc);
+            return cli_error(argv[0], CLI_EXIT_USAGE, "--rank runs in one process, not under mpirun -np %d",
+                             dist_size());
+        }
+        dist_search_config mc;
+        dist_search_config_default(&mc);
+        mc.job_timeout = job_timeout;
+        mc.grace = worker_grace;
+        mc.max_attempts = (int)max_attempts;
+        mc.child_desc = desc;
+        code = dist_size() > 1 && dist_rank() > 0 ? search_worker(argv[0], &mc, &cc)
+                                                  : search_run(argv[0], &dc, &mc, NULL, out, children, 0.0, resume);
+        free(desc);
+        return code;
+    }
     double t0 = nd_time_now();
     srch_cifar_child *child;
     if (srch_cifar_child_new(&cc, &child)) {
@@ -254,38 +350,8 @@ int cli_cmd_search(int argc, char **argv) {
         return code;
     }
     srch_child_trainer trainer = srch_cifar_child_trainer(child);
-    srch_workers *workers;
-    if (srch_workers_local_new(&trainer, &workers)) {
-        srch_cifar_child_free(child);
-        free(desc);
-        return cli_fail(argv[0]);
-    }
-    nd_progress prog;
-    nd_progress_init(&prog, stderr, "search", "children", children);
-    dc.progress = &prog;
-    dc.stop = &stop_flag;
-    void (*old_int)(int) = signal(SIGINT, on_signal);
-    void (*old_term)(int) = signal(SIGTERM, on_signal);
-    srch_run_stats st;
-    int rc = srch_driver_run(&dc, workers, resume, &st);
-    signal(SIGINT, old_int);
-    signal(SIGTERM, old_term);
-    srch_workers_free(workers);
+    code = search_run(argv[0], &dc, NULL, &trainer, out, children, load_seconds, resume);
     srch_cifar_child_free(child);
     free(desc);
-    if (rc && rc != ND_ERR_INTERRUPTED) return cli_fail(argv[0]);
-    if (st.children_done > 0) draw_best(out);
-    double frac = st.wall_seconds > 0 ? st.overhead_seconds / st.wall_seconds : 0;
-    printf("%s search, %s: %lld/%lld children (%lld this call, %lld failed)\n", srch_strategy_name(dc.strategy), out,
-           (long long)st.children_done, (long long)children, (long long)st.children_this_call, (long long)st.failed);
-    printf("time this call: %.1f s (data load %.1f s, not counted), %.1f s in child training, %.2f s outside it "
-           "(%.2f%%: controller %.2f s, logs/reports/checkpoints %.2f s); %.1f children/hour\n",
-           st.wall_seconds, load_seconds, st.child_seconds, st.overhead_seconds, 100 * frac, st.controller_seconds,
-           st.report_seconds, st.wall_seconds > 0 ? 3600.0 * (double)st.children_this_call / st.wall_seconds : 0.0);
-    if (st.children_done > 0) print_summary(out);
-    if (rc == ND_ERR_INTERRUPTED) {
-        printf("stopped: continue with the same command and --resume\n");
-        return stop_flag ? CLI_EXIT_FAIL : CLI_EXIT_OK; /* --stop-after is a planned stop */
-    }
-    return CLI_EXIT_OK;
+    return code;
 }

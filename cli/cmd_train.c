@@ -8,6 +8,7 @@
 #include "common/plot.h"
 #include "common/progress.h"
 #include "common/status.h"
+#include "dist/dist.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -26,7 +27,11 @@ static const char *const description =
     "folder:DIR reads DIR/train/<class>/*.jpg and DIR/test/<class>/ (or DIR/val/<class>/).\n"
     "RUN/ gets log.jsonl (one line per epoch), curves.png, checkpoint.safetensors (every epoch,\n"
     "atomic; --resume continues from it exactly), model.safetensors (final weights, for\n"
-    "`nasdet classify`) and result.json (final test accuracy).";
+    "`nasdet classify`) and result.json (final test accuracy).\n"
+    "Under mpirun (a `make MPI=1` build) with K processes, training is data-parallel: --batch is the\n"
+    "global batch, each rank trains on its 1/K of every batch, gradients are averaged with one\n"
+    "MPI_Allreduce per step, and rank 0 writes RUN/. Batch-norm statistics are per rank unless\n"
+    "--sync-bn.";
 
 static volatile int g_stop = 0;
 static void on_signal(int sig) {
@@ -188,9 +193,14 @@ static int on_epoch(const nas_epoch_stats *st, void *user) {
 
 /* ---- the command --------------------------------------------------------------------------- */
 
-static int eval_only(const char *cmd, const char *ckpt, dataset *d, int64_t test_limit, int64_t threads) {
+static int eval_only(const char *cmd, const char *ckpt, dataset *d, int64_t test_limit, int64_t threads,
+                     const char *device) {
     nas_net *net;
     if (nas_net_load(ckpt, &net)) return cli_fail(cmd);
+    if (nn_params_to_device(nas_net_params(net), device)) {
+        nas_net_free(net);
+        return cli_fail(cmd);
+    }
     nn_set_threads((int)threads);
     nas_data te = {&d->test, 0, test_limit > 0 && test_limit < d->test.count ? test_limit : 0};
     nas_eval_result r;
@@ -202,14 +212,23 @@ static int eval_only(const char *cmd, const char *ckpt, dataset *d, int64_t test
     return CLI_EXIT_OK;
 }
 
+static int train_main(int argc, char **argv);
+
+/* MPI (when built with it and started by mpirun) lives for the whole command. */
 int cli_cmd_train(int argc, char **argv) {
+    int code = train_main(argc, argv);
+    dist_finalize();
+    return code;
+}
+
+static int train_main(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *arch = NULL, *genotype = NULL, *stem = NULL, *data = NULL, *out = NULL, *optimizer = "sgd";
-    const char *checkpoint = NULL;
+    const char *checkpoint = NULL, *device = "cpu";
     int64_t N = 0, F = 0, input = 0, classes = 0, epochs = 600, steps = 0, batch = 32, cutout = 0, pad = 4, seed = 1,
             threads = 0, eval_every = 1, train_limit = 0, test_limit = 0, loader_threads = 1;
     double lr = 0.025, wd = -1, keep = -1, aux_weight = 0.4, smoothing = 0, clip = 5, ema = 0;
-    int resume = 0, only_eval = 0, flip = 0, no_aux = 0;
+    int resume = 0, only_eval = 0, flip = 0, no_aux = 0, sync_bn = 0;
     nd_opt opts[] = {
         {"arch", ND_OPT_STRING, &arch, "preset: nasnet-a-cifar, nasnet-a-cifar-large, nasnet-a-mobile, nasnet-a-large",
          NULL, "PRESET"},
@@ -239,6 +258,7 @@ int cli_cmd_train(int argc, char **argv) {
         {"ema", ND_OPT_DOUBLE, &ema, "parameter EMA decay, e.g. 0.9999 (0: off)", NULL, "D"},
         {"seed", ND_OPT_INT, &seed, "seed of weights, data order, augmentation and drop path", NULL, "S"},
         {"threads", ND_OPT_INT, &threads, "compute threads (0: all cores)", NULL, "T"},
+        {"device", ND_OPT_STRING, &device, "cpu, cuda or cuda:N (GPU N; needs a CUDA=1 build)", NULL, "DEV"},
         {"loader-threads", ND_OPT_INT, &loader_threads, "batch-building threads", NULL, "T"},
         {"eval-every", ND_OPT_INT, &eval_every, "evaluate the test set every k epochs (0: only at the end)", NULL, "K"},
         {"train-limit", ND_OPT_INT, &train_limit, "use only the first N training images (0: all)", NULL, "N"},
@@ -246,6 +266,8 @@ int cli_cmd_train(int argc, char **argv) {
         {"resume", ND_OPT_FLAG, &resume, "continue RUN/checkpoint.safetensors exactly", NULL, NULL},
         {"eval-only", ND_OPT_FLAG, &only_eval, "evaluate --checkpoint on the test set and exit", NULL, NULL},
         {"checkpoint", ND_OPT_STRING, &checkpoint, "checkpoint for --eval-only", NULL, "CKPT"},
+        {"sync-bn", ND_OPT_FLAG, &sync_bn, "MPI: batch-norm statistics over the global batch (default: per rank)",
+         NULL, NULL},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]), code;
     nd_args args;
@@ -262,13 +284,19 @@ int cli_cmd_train(int argc, char **argv) {
                          "--batch must be >= 2, --epochs >= 1; --steps, --threads, --seed, --cutout, --pad and the "
                          "limits >= 0");
 
+    if (dist_init() || dist_sync_bn(sync_bn)) return cli_fail(cmd);
+    int ranks = dist_size(), rank0 = dist_rank() == 0;
+    if (ranks > 1 && (only_eval || batch % ranks))
+        return cli_error(cmd, CLI_EXIT_USAGE, only_eval ? "--eval-only runs in one process, not under mpirun"
+                                                        : "--batch %lld must split evenly over the %d MPI ranks",
+                         (long long)batch, ranks);
     dataset d;
     if (dataset_open(data, &d)) {
         dataset_free(&d);
         return cli_fail(cmd);
     }
     if (only_eval) {
-        int rc = eval_only(cmd, checkpoint, &d, test_limit, threads);
+        int rc = eval_only(cmd, checkpoint, &d, test_limit, threads, device);
         dataset_free(&d);
         return rc;
     }
@@ -286,7 +314,12 @@ int cli_cmd_train(int argc, char **argv) {
     }
     nn_set_threads((int)threads);
     nas_net *net;
-    if (nas_net_new(&cfg, NULL, NULL, (uint64_t)seed, &net) || nd_mkdirs(out)) {
+    if (strcmp(device, "cpu") != 0 && ranks > 1) {
+        dataset_free(&d);
+        return cli_error(cmd, CLI_EXIT_USAGE, "--device %s under mpirun: data-parallel training runs on CPUs only", device);
+    }
+    if (nas_net_new(&cfg, NULL, NULL, (uint64_t)seed, &net) || nn_params_to_device(nas_net_params(net), device) ||
+        nd_mkdirs(out)) {
         dataset_free(&d);
         return cli_fail(cmd);
     }
@@ -298,9 +331,14 @@ int cli_cmd_train(int argc, char **argv) {
     int rc = ND_OK;
     if (!resume && nd_path_exists(ckpt)) {
         rc = nd_fail(ND_ERR_INVALID, "%s exists: continue it with --resume or choose another --out", ckpt);
-    } else if (!resume) {
+    } else if (!resume && rank0) {
         rc = nd_file_write_atomic(rl.log_path, "", 0);
     }
+    /* Data-parallel: the same weights everywhere, this rank's shard, averaged gradients. */
+    dist_grad_sync *gs = NULL;
+    if (!rc && ranks > 1) rc = dist_bcast_params(nas_net_params(net), 0);
+    if (!rc && ranks > 1) rc = dist_grad_sync_new(nas_net_params(net), &gs);
+    if (gs) dist_grad_sync_set_stop(gs, &g_stop);
 
     nas_train_opts o;
     nas_train_opts_default(&o);
@@ -323,10 +361,17 @@ int cli_cmd_train(int argc, char **argv) {
     o.eval_every = (int32_t)eval_every;
     o.checkpoint = ckpt;
     o.resume = resume;
-    o.on_epoch = on_epoch;
+    o.on_epoch = rank0 ? on_epoch : NULL;
     o.user = &rl;
     o.stop = &g_stop;
-    if (!rc && resume && nd_path_exists(ckpt)) {
+    if (gs) {
+        o.shard_rank = dist_rank();
+        o.shard_count = ranks;
+        o.grad_sync = dist_grad_sync_cb;
+        o.grad_sync_user = gs;
+        o.no_checkpoint_write = !rank0;
+    }
+    if (!rc && rank0 && resume && nd_path_exists(ckpt)) {
         /* Trim the log to the checkpoint's epoch before training appends to it. */
         nas_net *tmp = NULL;
         rc = nas_net_load(ckpt, &tmp);
@@ -351,18 +396,31 @@ int cli_cmd_train(int argc, char **argv) {
         int64_t total = steps > 0 ? steps : epochs * (n / batch);
         nd_progress pr;
         nd_progress_init(&pr, stderr, "train", "img", total * batch);
-        o.progress = &pr;
+        o.progress = rank0 ? &pr : NULL;
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         char label[64];
-        fprintf(stderr, "training %s (%s, %lld params) on %lld images, %lld test images, %lld steps\n",
-                cfg.genotype.name[0] ? cfg.genotype.name : "genotype", nas_net_config_label(&cfg, label, sizeof label),
-                (long long)nas_net_num_params(net, 0), (long long)n, (long long)(te.count ? te.count : te.src->count),
-                (long long)total);
+        if (rank0)
+            fprintf(stderr, "training %s (%s, %lld params) on %lld images, %lld test images, %lld steps%s\n",
+                    cfg.genotype.name[0] ? cfg.genotype.name : "genotype",
+                    nas_net_config_label(&cfg, label, sizeof label), (long long)nas_net_num_params(net, 0), (long long)n,
+                    (long long)(te.count ? te.count : te.src->count), (long long)total,
+                    ranks > 1 ? (sync_bn ? ", data-parallel over MPI ranks, synchronised BN"
+                                         : ", data-parallel over MPI ranks") : "");
         rc = nas_train(net, &tr, &te, &o, &res);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
     }
+    if (gs && rank0) {
+        int64_t calls = 0;
+        double sec = dist_grad_sync_seconds(gs, &calls);
+        fprintf(stderr, "data-parallel: %d ranks, %lld gradient floats per step; allreduce %.2f ms per step "
+                "(%.1f%% of %.1f ms per step)\n", ranks, (long long)dist_grad_sync_numel(gs),
+                calls ? 1e3 * sec / (double)calls : 0.0, res.seconds > 0 ? 100.0 * sec / res.seconds : 0.0,
+                calls ? 1e3 * res.seconds / (double)calls : 0.0);
+    }
+    dist_grad_sync_free(gs);
+    if (!rank0) goto done; /* rank 0 writes the run folder */
     if (!rc) rc = nas_net_save(net, model);
     if (!rc) {
         char text[512];
@@ -377,6 +435,7 @@ int cli_cmd_train(int argc, char **argv) {
         free(rp);
         if (!rc) printf("%s", text);
     }
+done:;
     int exit_code = rc ? cli_fail(cmd) : CLI_EXIT_OK;
     free(ckpt);
     free(model);

@@ -12,6 +12,7 @@
 #include "common/fileio.h"
 #include "common/status.h"
 #include "detector/frcnn_model.h"
+#include "dist/dist.h"
 
 /* "coco:ANN.json:IMG_DIR" -> two malloc'ed strings. */
 static int parse_source(const char *opt, const char *spec, char **ann, char **dir) {
@@ -53,16 +54,26 @@ static int set_anchors(det_anchor_params *a, const char *sizes, const char *rati
     return ND_OK;
 }
 
+static int train_det_main(int argc, char **argv);
+
+/* MPI (when built with it and started by mpirun) lives for the whole command. */
 int cli_cmd_train_det(int argc, char **argv) {
+    int code = train_det_main(argc, argv);
+    dist_finalize();
+    return code;
+}
+
+static int train_det_main(int argc, char **argv) {
     const char *train = NULL, *val = NULL, *backbone = NULL, *arch = NULL, *genotype = NULL, *out = NULL;
     const char *layout = "c4", *anchor_sizes = NULL, *anchor_ratios = NULL;
+    int64_t feat_stride = 16;
     int64_t N = 0, F = 0, stem = 0, conv_width = 32, min_size = 800, max_size = 1333, rpn_channels = 0;
     int64_t rpn_batch = 256, roi_batch = 512, roi_size = 0, head_dim = 1024, pre_train = 2000, post_train = 500;
     int64_t pre_test = 1000, post_test = 300, epochs = 12, batch = 2, seed = 1, threads = 0, loader_threads = 1;
     int64_t warmup = 200, max_steps = 0, val_max = 0, log_every = 10, ckpt_every = 0;
     double lr = 0.02, momentum = 0.9, wd = 1e-4, clip = 10.0, time_limit = 0, det_nms = 0.5, det_score = 0.05;
-    int no_flip = 0, resume = 0;
-    const char *optim = "sgd", *init = NULL;
+    int no_flip = 0, resume = 0, sync_bn = 0;
+    const char *optim = "sgd", *init = NULL, *device = "cpu";
     nd_opt opts[] = {
         {"train", ND_OPT_STRING, &train, "training data", NULL, "coco:ANN.json:IMG_DIR"},
         {"val", ND_OPT_STRING, &val, "validation data (COCO mAP after every epoch)", NULL, "coco:ANN.json:IMG_DIR"},
@@ -78,6 +89,7 @@ int cli_cmd_train_det(int argc, char **argv) {
         {"max-size", ND_OPT_INT, &max_size, "... unless the long side exceeds this", NULL, "PX"},
         {"anchor-sizes", ND_OPT_STRING, &anchor_sizes, "anchor sizes in pixels (default 64,128,256,512)", NULL, "LIST"},
         {"anchor-ratios", ND_OPT_STRING, &anchor_ratios, "anchor width/height ratios (default 0.5,1,2)", NULL, "LIST"},
+        {"feature-stride", ND_OPT_INT, &feat_stride, "16, or 8 (c4 on a NASNet: the last cell before the 1st reduction; small objects)", NULL, NULL},
         {"rpn-channels", ND_OPT_INT, &rpn_channels, "RPN 3x3 conv width (0: 512, or 256 for convnet)", NULL, NULL},
         {"rpn-batch", ND_OPT_INT, &rpn_batch, "anchors sampled per image", NULL, NULL},
         {"roi-batch", ND_OPT_INT, &roi_batch, "proposals sampled per image", NULL, NULL},
@@ -100,6 +112,7 @@ int cli_cmd_train_det(int argc, char **argv) {
         {"no-flip", ND_OPT_FLAG, &no_flip, "no horizontal flip augmentation", NULL, NULL},
         {"seed", ND_OPT_INT, &seed, "random seed (weights, data order, sampling)", NULL, NULL},
         {"threads", ND_OPT_INT, &threads, "compute threads (0: all cores)", NULL, NULL},
+        {"device", ND_OPT_STRING, &device, "cpu, cuda or cuda:N (GPU N; needs a CUDA=1 build)", NULL, "DEV"},
         {"loader-threads", ND_OPT_INT, &loader_threads, "background image loading threads", NULL, NULL},
         {"max-steps", ND_OPT_INT, &max_steps, "stop after this many steps (resumable)", NULL, NULL},
         {"time-limit", ND_OPT_DOUBLE, &time_limit, "stop after this many minutes (resumable)", NULL, "MIN"},
@@ -109,6 +122,7 @@ int cli_cmd_train_det(int argc, char **argv) {
         {"out", ND_OPT_STRING, &out, "run folder: model.safetensors, checkpoint.safetensors, log.jsonl, loss.png, eval.json", NULL, "RUN"},
         {"resume", ND_OPT_FLAG, &resume, "continue RUN/checkpoint.safetensors exactly", NULL, NULL},
         {"init", ND_OPT_STRING, &init, "start from the weights of a detector model with the same config (warm start)", NULL, "MODEL"},
+        {"sync-bn", ND_OPT_FLAG, &sync_bn, "MPI: batch-norm statistics over the global batch (default: per rank)", NULL, NULL},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     nd_args args;
@@ -117,7 +131,10 @@ int cli_cmd_train_det(int argc, char **argv) {
                   "nasdet train-det --train coco:ANN.json:IMG_DIR [--val coco:ANN.json:IMG_DIR]\n"
                   "       (--backbone CKPT | --arch PRESET | --genotype G.json) --out RUN [options]",
                   "Train a Faster R-CNN detector on NASNet features (any COCO-format data; the category map is\n"
-                  "saved in the model). RUN/model.safetensors is all `nasdet detect --model` needs.",
+                  "saved in the model). RUN/model.safetensors is all `nasdet detect --model` needs.\n"
+                  "Under mpirun (a `make MPI=1` build) with K processes, training is data-parallel: --batch is\n"
+                  "the global batch, each rank trains on its share of every batch, gradients are averaged with\n"
+                  "one MPI_Allreduce per step, rank 0 writes RUN/; stop with --max-steps (not --time-limit).",
                   opts, nopts, &args, &code))
         return code;
     const char *cmd = argv[0];
@@ -133,6 +150,12 @@ int cli_cmd_train_det(int argc, char **argv) {
     }
     if (!train || !out) {
         exit_code = cli_error(cmd, CLI_EXIT_USAGE, "--train and --out are required (see 'nasdet train-det --help')");
+        goto done;
+    }
+    if (dist_init() || dist_sync_bn(sync_bn)) goto fail;
+    if (dist_size() > 1 && time_limit > 0) {
+        exit_code = cli_error(cmd, CLI_EXIT_USAGE, "--time-limit: data-parallel ranks would stop at different steps; "
+                              "use --max-steps under mpirun");
         goto done;
     }
     if ((backbone != NULL) + (arch != NULL) + (genotype != NULL) > 1) {
@@ -191,6 +214,11 @@ int cli_cmd_train_det(int argc, char **argv) {
             exit_code = cli_error(cmd, CLI_EXIT_USAGE, "%s", nd_last_error());
             goto done;
         }
+        if (feat_stride != 8 && feat_stride != 16) {
+            exit_code = cli_error(cmd, CLI_EXIT_USAGE, "--feature-stride: 8 or 16, got %lld", (long long)feat_stride);
+            goto done;
+        }
+        cfg.anchors.stride_x = cfg.anchors.stride_y = (float)feat_stride;
         cfg.rpn_channels = (int32_t)(rpn_channels > 0 ? rpn_channels : cfg.backbone == DET_BACKBONE_CONVNET ? 256 : 512);
         cfg.rpn_batch = rpn_batch, cfg.roi_batch = roi_batch;
         cfg.roi_size = (int32_t)(roi_size > 0 ? roi_size : cfg.layout == DET_LAYOUT_NASNET ? 17 : 7);
@@ -247,14 +275,35 @@ int cli_cmd_train_det(int argc, char **argv) {
     o.log_every = (int32_t)(log_every > 0 ? log_every : 1);
     o.checkpoint_every = ckpt_every;
     o.adam = strcmp(optim, "adam") == 0;
-    o.progress = stdout;
+    o.progress = dist_rank() == 0 ? stdout : NULL;
+    if (strcmp(device, "cpu") != 0 && dist_size() > 1) {
+        rc = nd_fail(ND_ERR_UNSUPPORTED, "--device %s under mpirun: data-parallel training runs on CPUs only", device);
+        goto fail;
+    }
+    if ((rc = nn_params_to_device(det_model_params(m), device))) goto fail;
+    dist_grad_sync *gs = NULL;
+    if (dist_size() > 1) {
+        /* Data-parallel: the same weights everywhere, this rank's share, averaged gradients. */
+        if ((rc = dist_bcast_params(det_model_params(m), 0)) || (rc = dist_grad_sync_new(det_model_params(m), &gs)))
+            goto fail;
+        o.shard_rank = dist_rank(), o.shard_count = dist_size();
+        o.grad_sync = dist_grad_sync_cb, o.grad_sync_user = gs;
+        o.no_writes = dist_rank() != 0;
+    }
     rc = det_train_run(m, &o);
+    if (gs && dist_rank() == 0) {
+        int64_t calls = 0;
+        double sec = dist_grad_sync_seconds(gs, &calls);
+        printf("train-det: data-parallel over %d ranks: %lld gradient floats per step, allreduce %.2f ms per step\n",
+               dist_size(), (long long)dist_grad_sync_numel(gs), calls ? 1e3 * sec / (double)calls : 0.0);
+    }
+    dist_grad_sync_free(gs);
     if (rc == ND_ERR_INTERRUPTED) {
-        printf("train-det: %s\n", nd_last_error());
+        if (dist_rank() == 0) printf("train-det: %s\n", nd_last_error());
         rc = ND_OK;
     }
     if (rc) goto fail;
-    printf("train-det: wrote %s/model.safetensors\n", out);
+    if (dist_rank() == 0) printf("train-det: wrote %s/model.safetensors\n", out);
     goto done;
 fail:
     exit_code = cli_fail(cmd);

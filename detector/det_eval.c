@@ -53,7 +53,7 @@ int det_evaluate_coco(det_model *m, const char *ann_path, const char *img_dir, i
     int64_t total = max_images > 0 && max_images < ds.num_images ? max_images : ds.num_images;
     if (rc == 0) {
         img_ids = malloc((size_t)(total > 0 ? total : 1) * sizeof *img_ids);
-        ctx = nn_ctx_new();
+        ctx = nn_ctx_new_like(det_model_params(m)); /* on the model's device */
         if (!img_ids) rc = nd_fail(ND_ERR_NOMEM, "out of memory");
     }
     nd_progress pr;

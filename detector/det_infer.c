@@ -76,9 +76,11 @@ int det_model_detect(det_model *m, nn_ctx *ctx, const det_batch *b, det_detectio
     int64_t *ol = malloc((size_t)md * sizeof *ol);
     int rc = (anchors && props && rois && np && ob && os && ol) ? ND_OK : nd_fail(ND_ERR_NOMEM, "out of memory");
     int64_t r = 0;
+    /* Host copies of the RPN outputs (the tensors themselves when the ctx runs on the CPU). */
+    nn_tensor *hlogits = nn_tensor_to_host(ctx, logits), *hdeltas = nn_tensor_to_host(ctx, deltas);
     for (int32_t i = 0; i < b->n && rc == 0; i++) {
         float *p = props + (size_t)(i * cap) * 4;
-        if ((rc = det_rpn_image_proposals(m, b, i, anchors, logits, deltas, &c->prop_test, p, &np[i]))) break;
+        if ((rc = det_rpn_image_proposals(m, b, i, anchors, hlogits, hdeltas, &c->prop_test, p, &np[i]))) break;
         for (int64_t j = 0; j < np[i]; j++, r++) {
             rois[5 * r] = (float)i;
             memcpy(rois + 5 * r + 1, p + 4 * j, 4 * sizeof(float));
@@ -87,6 +89,7 @@ int det_model_detect(det_model *m, nn_ctx *ctx, const det_batch *b, det_detectio
     nn_tensor *cls = NULL, *del = NULL;
     if (rc == 0 && r > 0) {
         det_roi_head_forward(m, ctx, feat, cur, prev, rois, r, &cls, &del);
+        cls = nn_tensor_to_host(ctx, cls), del = nn_tensor_to_host(ctx, del);
         /* softmax in place on the logits (no tape: gradients are off) */
         for (int64_t j = 0; j < r; j++) {
             float *row = cls->data + j * k1, mx = row[0], sum = 0;

@@ -45,8 +45,8 @@ int det_model_train_step(det_model *m, nn_ctx *ctx, const det_batch *b, nd_rng *
             rc = nd_fail(ND_ERR_NOMEM, "out of memory");
             break;
         }
-        rc = det_rpn_image_proposals(m, b, i, anchors, logits, deltas, &m->cfg.prop_train, props[i],
-                                     &nprops[i]);
+        rc = det_rpn_image_proposals(m, b, i, anchors, nn_tensor_to_host(ctx, logits), nn_tensor_to_host(ctx, deltas),
+                                     &m->cfg.prop_train, props[i], &nprops[i]);
     }
     if (rc == 0)
         rc = det_roi_head_loss(m, ctx, b, feat, cur, prev, props, nprops, rng, &l_roi_cls, &l_roi_box, out);
@@ -54,9 +54,9 @@ int det_model_train_step(det_model *m, nn_ctx *ctx, const det_batch *b, nd_rng *
     free(props), free(nprops), free(anchors);
     if (rc) return rc;
     nn_tensor *total = nn_add(ctx, nn_add(ctx, l_rpn_cls, l_rpn_box), nn_add(ctx, l_roi_cls, l_roi_box));
-    out->rpn_cls = l_rpn_cls->data[0], out->rpn_box = l_rpn_box->data[0];
-    out->roi_cls = l_roi_cls->data[0], out->roi_box = l_roi_box->data[0];
-    out->total = total->data[0];
+    out->rpn_cls = nn_item(ctx, l_rpn_cls), out->rpn_box = nn_item(ctx, l_rpn_box);
+    out->roi_cls = nn_item(ctx, l_roi_cls), out->roi_box = nn_item(ctx, l_roi_box);
+    out->total = nn_item(ctx, total);
     if (!isfinite(out->total))
         return nd_fail(ND_ERR_NUMERIC, "detector loss is not finite (rpn %g + %g, roi %g + %g)", out->rpn_cls,
                        out->rpn_box, out->roi_cls, out->roi_box);

@@ -117,6 +117,7 @@ typedef struct run {
 } run;
 
 static int save_state(run *r, int with_optim) {
+    if (r->o->no_writes) return ND_OK; /* data-parallel: rank 0 writes */
     nn_meta meta;
     nn_meta_init(&meta);
     nn_meta_set_int(&meta, "train.epoch", r->epoch);
@@ -168,10 +169,28 @@ static int evaluate_epoch(run *r) {
     return ND_OK;
 }
 
+/* Data-parallel: this replica's rows of the global batch b, box indices rebased into `first`
+ * (b->n + 1 entries). */
+static det_batch det_batch_shard(const det_batch *b, int32_t rank, int32_t count, int64_t *first) {
+    int32_t lo = (int32_t)((int64_t)b->n * rank / count), hi = (int32_t)((int64_t)b->n * (rank + 1) / count);
+    det_batch s = *b;
+    int64_t base = b->box_first[lo];
+    s.n = hi - lo;
+    s.images += (size_t)lo * 3 * (size_t)b->height * (size_t)b->width;
+    s.valid_h += lo, s.valid_w += lo;
+    for (int32_t i = 0; i <= s.n; i++) first[i] = b->box_first[lo + i] - base;
+    s.box_first = first;
+    s.boxes += 4 * base, s.box_class += base;
+    if (s.box_crowd) s.box_crowd += base;
+    return s;
+}
+
 int det_train_run(det_model *m, const det_train_opts *o) {
     if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0) || o->log_every < 1 || !o->out_dir || !o->train_ann ||
         !o->train_dir)
         return nd_fail(ND_ERR_INVALID, "train-det: need --train, --out, epochs >= 1, batch >= 1, lr > 0");
+    if (o->shard_count > 1 && o->time_limit_s > 0)
+        return nd_fail(ND_ERR_INVALID, "train-det: data-parallel training stops with --max-steps, not --time-limit");
     if (o->threads > 0) nn_set_threads(o->threads);
     run r = {0};
     r.o = o, r.m = m, r.best_ap = -1;
@@ -208,18 +227,18 @@ int det_train_run(det_model *m, const det_train_opts *o) {
             nn_meta_free(&meta);
         }
         if (rc == 0) {
-            hist_reload(&h, r.log, r.step);
+            if (!o->no_writes) hist_reload(&h, r.log, r.step);
             if (o->progress)
                 fprintf(o->progress, "resuming %s at epoch %lld, batch %lld (step %lld)\n", r.ckpt,
                         (long long)r.epoch + 1, (long long)r.batch_in_epoch, (long long)r.step);
         }
-    } else if (rc == 0) {
+    } else if (rc == 0 && !o->no_writes) {
         /* a fresh run: the log starts empty */
         rc = nd_file_write_atomic(r.log, "", 0);
     }
     nn_optim_config opt = o->adam ? nn_optim_adam(0.9, 0.999, 1e-8, o->weight_decay)
                                   : nn_optim_sgd(o->momentum, 0, o->weight_decay);
-    ctx = nn_ctx_new();
+    ctx = nn_ctx_new_like(det_model_params(m)); /* on the model's device */
     nd_progress pr;
     nd_progress_init(&pr, o->progress, "train-det", "step", r.total_steps);
     double acc[5] = {0}, t_start = nd_time_now(), t_log = t_start;
@@ -255,7 +274,17 @@ int det_train_run(det_model *m, const det_train_opts *o) {
             nd_rng rng;
             nd_rng_seed_stream(&rng, o->seed, (uint64_t)r.step);
             det_losses l;
-            if ((rc = det_model_train_step(m, ctx, &b, &rng, &l))) {
+            memset(&l, 0, sizeof l);
+            int64_t *shard_first = NULL; /* data-parallel: this replica's rows */
+            if (o->shard_count > 1 && !(shard_first = malloc(sizeof(int64_t) * ((size_t)b.n + 1)))) {
+                rc = nd_fail(ND_ERR_NOMEM, "out of memory");
+                break;
+            }
+            if (shard_first) b = det_batch_shard(&b, o->shard_rank, o->shard_count, shard_first);
+            if (b.n > 0) rc = det_model_train_step(m, ctx, &b, &rng, &l);
+            free(shard_first);
+            if (rc == 0 && o->grad_sync) rc = o->grad_sync(m->ps, o->grad_sync_user);
+            if (rc) {
                 rc = nd_fail_context(rc, "train-det: step %lld (epoch %lld batch %lld)", (long long)r.step,
                                      (long long)r.epoch + 1, (long long)bi);
                 break;
@@ -280,8 +309,12 @@ int det_train_run(det_model *m, const det_train_opts *o) {
                 double now = nd_time_now();
                 cJSON_AddNumberToObject(j, "sec_per_step", (now - t_log) / (double)acc_n);
                 t_log = now;
-                hist_push(&h, (double)r.step, acc);
-                if ((rc = log_json(r.log, j))) break;
+                if (o->no_writes) {
+                    cJSON_Delete(j);
+                } else {
+                    hist_push(&h, (double)r.step, acc);
+                    if ((rc = log_json(r.log, j))) break;
+                }
                 char extra[96];
                 snprintf(extra, sizeof extra, "epoch %lld loss %.4f", (long long)r.epoch + 1, acc[0]);
                 nd_progress_update(&pr, r.step, extra);
@@ -300,7 +333,7 @@ int det_train_run(det_model *m, const det_train_opts *o) {
         /* end of the epoch: the saved state starts the next epoch at batch 0 */
         r.epoch++, r.batch_in_epoch = 0;
         rc = save_state(&r, 1);
-        if (rc == 0 && o->val_ann && o->val_dir) {
+        if (rc == 0 && o->val_ann && o->val_dir && !o->no_writes) {
             rc = evaluate_epoch(&r);
             if (rc == 0) rc = save_state(&r, 1); /* with the best AP so far */
         }

@@ -2,7 +2,8 @@
  * losses, training and inference). Built on nn/ (the engine) and the geometry of frcnn.h.
  *
  * Layouts (det_model_config.layout):
- *   DET_LAYOUT_C4      one stride-16 feature map; the RPN reads it; each proposal is pooled with
+ *   DET_LAYOUT_C4      one stride-16 feature map (or stride 8, the last cell before the 1st
+ *                      reduction, when anchors.stride is 8); the RPN reads it; each proposal is pooled with
  *                      ROIAlign (roi_size x roi_size, sampling 2) and goes through two FC layers
  *                      of head_dim, then an FC class head (K + 1 logits) and an FC box head
  *                      (4 (K + 1) class-specific deltas). Small enough to train on a CPU.
@@ -70,7 +71,8 @@ typedef struct det_model_config {
     int32_t min_size, max_size;/* resize: short side to min_size unless long side > max_size */
     int32_t size_divisor;      /* pad height and width to a multiple of this (>= 16) */
 
-    det_anchor_params anchors; /* stride must be 16 (the feature stride) */
+    det_anchor_params anchors; /* stride = the feature stride: 16, or 8 (c4 on a NASNet: the
+                                  features are the last cell before the 1st reduction) */
     int32_t rpn_channels;      /* RPN 3x3 conv width (512 in the paper) */
     det_match_params rpn_match;
     int64_t rpn_batch;         /* anchors sampled per image (256) */
@@ -213,6 +215,17 @@ typedef struct det_train_opts {
     int32_t log_every;                 /* steps between log lines (>= 1) */
     int64_t checkpoint_every;          /* also checkpoint every this many steps (0: per epoch) */
     FILE *progress;                    /* progress line destination; NULL: silent */
+    /* Data-parallel training (dist/, `mpirun nasdet train-det`): shard_count replicas draw the
+     * same global batches; this one trains on rows [n * shard_rank / shard_count, n *
+     * (shard_rank + 1) / shard_count) of each (none when a last batch has fewer images than
+     * replicas: it then adds zero gradients). grad_sync (may be NULL) averages the gradients
+     * across replicas after the backward pass, before clipping. no_writes: write nothing into
+     * out_dir (replicas other than rank 0), but read its checkpoint on resume. time_limit_s
+     * must be 0 (replicas would stop at different steps); max_steps stops them together. */
+    int32_t shard_rank, shard_count;
+    int (*grad_sync)(nn_params *ps, void *user);
+    void *grad_sync_user;
+    int32_t no_writes;
 } det_train_opts;
 
 void det_train_opts_default(det_train_opts *o);

@@ -149,8 +149,14 @@ int det_model_config_validate(const det_model_config *c) {
           "sizes: need 16 <= min_size <= max_size <= 4096, got %d / %d", c->min_size, c->max_size);
     CHECK(c->size_divisor >= 16 && c->size_divisor % 16 == 0 && c->size_divisor <= 256,
           "size_divisor must be a multiple of 16 up to 256");
-    CHECK(c->anchors.stride_x == 16.0f && c->anchors.stride_y == 16.0f,
-          "anchor stride must be 16 (the feature stride)");
+    /* The anchor stride is the feature stride: 16 (the paper's), or 8 for the c4 layout on a
+     * NASNet, whose feature map is then the last cell before the first reduction (small objects
+     * cover a 2x2 area of cells there rather than one). */
+    CHECK(c->anchors.stride_x == c->anchors.stride_y &&
+              (c->anchors.stride_x == 16.0f ||
+               (c->anchors.stride_x == 8.0f && c->layout == DET_LAYOUT_C4 && c->backbone == DET_BACKBONE_NASNET)),
+          "anchor stride must be 16 (the feature stride), or 8 for the c4 layout on a NASNet, got %gx%g",
+          (double)c->anchors.stride_x, (double)c->anchors.stride_y);
     float scratch[DET_ANCHOR_MAX_SCALES * DET_ANCHOR_MAX_RATIOS * 4];
     if (det_anchors_grid(&c->anchors, 1, 1, scratch))
         return nd_fail_context(ND_ERR_INVALID, "detector config: anchors");

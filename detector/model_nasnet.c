@@ -2,7 +2,8 @@
  * backbone/nasnet_net.h into the detector's parameter store under the classifier's own names
  * (so a `nasdet train` checkpoint initialises it by name).
  *   c4:     stem + cells up to the last normal cell before the 2nd reduction (stride 16); that
- *           cell's output is the feature map.
+ *           cell's output is the feature map. At anchor stride 8, the cells up to the last one
+ *           before the 1st reduction instead (finer cells for small objects, and cheaper).
  *   nasnet: the RPN reads concat(that cell, the one before it), as faster_rcnn_nas's
  *           concat(Cell_10, Cell_11) in Large; the box classifier runs the 2nd reduction cell
  *           and the last stack on crops of both, then ReLU + global average pool. */
@@ -16,6 +17,8 @@
 struct det_nasnet {
     nas_net *net;
     int split;      /* index of the 2nd reduction cell: cells 0..split-1 are the backbone */
+    int feat_cell;  /* c4: the cell whose output is the feature map (split - 1, or the last cell
+                       before the 1st reduction at feature stride 8) */
     int64_t cur_c, prev_c, head_c;
 };
 
@@ -56,6 +59,16 @@ int det_nasnet_build(det_model *m, nd_rng *rng) {
         return nd_fail(ND_ERR_INVALID, "detector backbone: cell %s has stride %d, 16 expected", ci.name, ci.stride);
     nas_net_cell_info(d->net, d->split - 2, &ci);
     d->prev_c = ci.channels;
+    d->feat_cell = d->split - 1;
+    if (m->cfg.layout == DET_LAYOUT_C4 && m->cfg.anchors.stride_x == 8.0f) {
+        /* stride 8: stop before the first reduction; the later cells stay unused */
+        d->feat_cell = nas_net_reduction_cell(d->net, 0) - 1;
+        if (d->feat_cell < 0) return nd_fail(ND_ERR_INVALID, "detector backbone: no cell before the first reduction");
+        nas_net_cell_info(d->net, d->feat_cell, &ci);
+        if (ci.stride != 8)
+            return nd_fail(ND_ERR_INVALID, "detector backbone: cell %s has stride %d, 8 expected", ci.name, ci.stride);
+        d->cur_c = ci.channels;
+    }
     nas_net_cell_info(d->net, nas_net_num_cells(d->net) - 1, &ci);
     d->head_c = ci.channels;
     m->feat_channels = (int32_t)(m->cfg.layout == DET_LAYOUT_C4 ? d->cur_c : d->cur_c + d->prev_c);
@@ -65,7 +78,8 @@ int det_nasnet_build(det_model *m, nd_rng *rng) {
 void det_nasnet_forward(det_model *m, nn_ctx *ctx, nn_tensor *x, nn_tensor **feat,
                         nn_tensor **cur, nn_tensor **prev) {
     det_nasnet *d = m->nas;
-    int rc = nas_net_forward_to(d->net, ctx, x, d->split - 1, 0, cur, prev);
+    int last = m->cfg.layout == DET_LAYOUT_C4 ? d->feat_cell : d->split - 1;
+    int rc = nas_net_forward_to(d->net, ctx, x, last, 0, cur, prev);
     NN_ASSERT(rc == 0, "detector: NASNet forward: %s", nd_last_error());
     if (m->cfg.layout == DET_LAYOUT_C4) {
         *feat = *cur;

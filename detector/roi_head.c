@@ -1,5 +1,5 @@
 /* The box classifier (second stage): ROI features, the head, and its training targets.
- *   c4:     ROIAlign (roi_size^2, sampling 2) on the stride-16 map -> FC head_dim -> ReLU ->
+ *   c4:     ROIAlign (roi_size^2, sampling 2) on the stride-16 (or 8) map -> FC head_dim -> ReLU ->
  *           FC head_dim -> ReLU -> class logits and class-specific deltas.
  *   nasnet: crop_and_resize of both cells (model_nasnet.c runs the rest of the NASNet on the
  *           crops and pools) -> class logits and deltas. */
@@ -52,7 +52,7 @@ void det_roi_head_forward(det_model *m, nn_ctx *ctx, nn_tensor *feat, nn_tensor 
     const int32_t s = m->cfg.roi_size;
     nn_tensor *x;
     if (m->cfg.layout == DET_LAYOUT_C4) {
-        nn_tensor *pooled = nn_roi_align(ctx, feat, rois, r, s, s, 1.0f / 16.0f, 2, 0);
+        nn_tensor *pooled = nn_roi_align(ctx, feat, rois, r, s, s, 1.0f / m->cfg.anchors.stride_x, 2, 0);
         x = nn_reshape(ctx, pooled, 2, NN_SHAPE(r, pooled->shape[1] * s * s));
         x = nn_relu(ctx, nn_linear(ctx, x, nn_params_get(m->ps, "head.fc1.w"),
                                    nn_params_get(m->ps, "head.fc1.b")));
@@ -134,7 +134,7 @@ int det_roi_head_loss(det_model *m, nn_ctx *ctx, const det_batch *b, nn_tensor *
     det_roi_head_forward(m, ctx, feat, cur, prev, rois, r, &logits, &deltas);
     *loss_cls = nn_softmax_cross_entropy(ctx, logits, labels, 0.0f);
     /* Only the deltas of each positive's own class are trained (class-specific boxes). */
-    nn_tensor *bt = nn_tensor_new(ctx, 2, NN_SHAPE(r, 4 * k1)), *bw = nn_tensor_new(ctx, 2, NN_SHAPE(r, 4 * k1));
+    nn_tensor *bt = nn_tensor_new_host(ctx, 2, NN_SHAPE(r, 4 * k1)), *bw = nn_tensor_new_host(ctx, 2, NN_SHAPE(r, 4 * k1));
     for (int64_t j = 0; j < r; j++) {
         if (tcls[j] <= 0) continue;
         for (int c = 0; c < 4; c++) {

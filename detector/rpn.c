@@ -45,8 +45,9 @@ int det_rpn_loss(det_model *m, nn_ctx *ctx, const det_batch *b, const float *anc
     const int64_t A = m->anchors_per_loc, h = logits->shape[2], w = logits->shape[3];
     const int64_t hw = h * w, na = hw * A, n = b->n;
     /* Targets in the conv layout of the outputs: objectness channel a, deltas channel a*4 + c. */
-    nn_tensor *obj_t = nn_tensor_new(ctx, 4, logits->shape), *obj_w = nn_tensor_new(ctx, 4, logits->shape);
-    nn_tensor *box_t = nn_tensor_new(ctx, 4, deltas->shape), *box_w = nn_tensor_new(ctx, 4, deltas->shape);
+    /* Host tensors (filled here; the losses copy them) whatever device the ctx runs on. */
+    nn_tensor *obj_t = nn_tensor_new_host(ctx, 4, logits->shape), *obj_w = nn_tensor_new_host(ctx, 4, logits->shape);
+    nn_tensor *box_t = nn_tensor_new_host(ctx, 4, deltas->shape), *box_w = nn_tensor_new_host(ctx, 4, deltas->shape);
     int64_t maxgt = 1;
     for (int32_t i = 0; i < n; i++)
         if (b->box_first[i + 1] - b->box_first[i] > maxgt) maxgt = b->box_first[i + 1] - b->box_first[i];

@@ -12,6 +12,7 @@ static const nn_op_impl *const cpu_ops[NN_OP_COUNT] = {
 static void *cpu_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) & ~(size_t)63); }
 static void cpu_free(void *p) { free(p); }
 static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
+static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 static int cpu_supports(nn_op op) { return op >= 0 && op < NN_OP_COUNT; }
 
 static void cpu_run(nn_ctx *ctx, nn_node *node, int backward) {
@@ -24,9 +25,35 @@ static void cpu_run(nn_ctx *ctx, nn_node *node, int backward) {
 
 const nn_backend nn_backend_cpu = {
     .name = "cpu",
+    .host = 1,
     .alloc = cpu_alloc,
     .free = cpu_free,
+    .zero = cpu_zero,
+    .upload = cpu_copy,
+    .download = cpu_copy,
     .copy = cpu_copy,
     .supports_op = cpu_supports,
+    .run = cpu_run,
+};
+
+/* "emulated": host memory taken down the device path. It runs no op itself, so every op goes
+ * through the tape's CPU fallback (copies in and out), and tensors and stores carry
+ * NN_TENSOR_DEVICE: the backend seam (host access, fallback, parameter moves, checkpoints) is
+ * exercised by the CPU build's tests, where no GPU exists. Results equal the CPU's bit for bit. */
+static int emulated_supports(nn_op op) {
+    (void)op;
+    return 0;
+}
+
+const nn_backend nn_backend_emulated = {
+    .name = "emulated",
+    .host = 0,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .zero = cpu_zero,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .supports_op = emulated_supports,
     .run = cpu_run,
 };

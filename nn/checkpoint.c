@@ -91,8 +91,23 @@ int nn_checkpoint_save(const char *path, const nn_params *ps, const nn_meta *met
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     int ok = fwrite(len8, 1, 8, af.fp) == 8 && fwrite(json, 1, jl, af.fp) == jl;
     for (size_t i = jl; ok && i < padded; i++) ok = fputc(' ', af.fp) != EOF;
-    for (int i = 0; ok && i < n; i++)
-        ok = fwrite(items[i].data, sizeof(float), (size_t)items[i].t->numel, af.fp) == (size_t)items[i].t->numel;
+    /* A device store is written through one host buffer: the file is the same whichever device
+     * holds the tensors. */
+    float *stage = NULL;
+    for (int i = 0; ok && i < n; i++) {
+        const float *src = items[i].data;
+        size_t numel = (size_t)items[i].t->numel;
+        if (!ps->be->host) {
+            free(stage);
+            stage = malloc(numel * sizeof(float) + 1);
+            ok = stage != NULL;
+            if (!ok) break;
+            ps->be->download(stage, src, numel * sizeof(float));
+            src = stage;
+        }
+        ok = fwrite(src, sizeof(float), numel, af.fp) == numel;
+    }
+    free(stage);
     free(json);
     free(items);
     if (!ok) {
@@ -245,8 +260,10 @@ int nn_checkpoint_load(const char *path, nn_params *ps, nn_meta *meta, uint32_t 
                               : matches[i].slot == 1 ? &p->m
                               : matches[i].slot == 2 ? &p->v
                                                      : &p->ema;
-                if (!*dst) *dst = nn__param_array(p->t.numel);
-                memcpy(*dst, matches[i].src, (size_t)p->t.numel * sizeof(float));
+                if (!*dst) *dst = nn__params_array(ps, p->t.numel);
+                /* The file's data need not be 4-byte aligned for a host memcpy; the upload of a
+                 * device store reads it the same way. */
+                ps->be->upload(*dst, matches[i].src, (size_t)p->t.numel * sizeof(float));
             }
             if (step) ps->step = st;
         }

@@ -29,8 +29,24 @@ nn_ctx *nn_ctx_new(void) {
     return ctx;
 }
 
+/* Release the device arena and workspace (before a backend switch and in nn_ctx_free). */
+static void device_memory_free(nn_ctx *ctx) {
+    for (nn_chunk *c = ctx->dchunks; c;) {
+        nn_chunk *next = c->next;
+        ctx->backend->free(c->base);
+        free(c);
+        c = next;
+    }
+    if (ctx->dscratch) ctx->backend->free(ctx->dscratch);
+    ctx->dchunks = ctx->dcur = NULL;
+    ctx->dscratch = NULL;
+    ctx->dscratch_size = 0;
+    ctx->dused = 0;
+}
+
 void nn_ctx_free(nn_ctx *ctx) {
     if (!ctx) return;
+    device_memory_free(ctx);
     for (nn_chunk *c = ctx->chunks; c;) {
         nn_chunk *next = c->next;
         free(c->base);
@@ -48,6 +64,9 @@ void nn_ctx_reset(nn_ctx *ctx) {
     ctx->cur = ctx->chunks;
     ctx->used = 0;
     ctx->tape_len = 0;
+    for (nn_chunk *c = ctx->dchunks; c; c = c->next) c->used = 0;
+    ctx->dcur = ctx->dchunks;
+    ctx->dused = 0;
 }
 
 void *nn__alloc(nn_ctx *ctx, size_t bytes) {
@@ -82,6 +101,67 @@ void *nn__zalloc(nn_ctx *ctx, size_t bytes) {
 
 void *nn_ctx_alloc(nn_ctx *ctx, size_t bytes) { return nn__alloc(ctx, bytes); }
 
+/* The device arena: the same chunk scheme as the host one, in the backend's memory. */
+static nn_chunk *dchunk_new(const nn_backend *be, size_t size) {
+    nn_chunk *c = malloc(sizeof *c);
+    NN_ASSERT(c != NULL, "out of memory: device arena chunk header");
+    c->base = be->alloc(size);
+    NN_ASSERT(c->base != NULL, "out of %s memory: arena chunk of %zu bytes", be->name, size);
+    c->size = size;
+    c->used = 0;
+    c->next = NULL;
+    return c;
+}
+
+void *nn__dalloc(nn_ctx *ctx, size_t bytes) {
+    if (ctx->backend->host) return nn__alloc(ctx, bytes);
+    size_t need = (bytes + NN_ARENA_ALIGN - 1) & ~(size_t)(NN_ARENA_ALIGN - 1);
+    if (need == 0) need = NN_ARENA_ALIGN;
+    if (!ctx->dchunks) ctx->dchunks = ctx->dcur = dchunk_new(ctx->backend, need > NN_CHUNK_MIN ? need : NN_CHUNK_MIN);
+    for (;;) {
+        nn_chunk *c = ctx->dcur;
+        if (c->size - c->used >= need) {
+            void *p = c->base + c->used;
+            c->used += need;
+            ctx->dused += need;
+            if (ctx->dused > ctx->dpeak) ctx->dpeak = ctx->dused;
+            return p;
+        }
+        if (c->next) {
+            ctx->dcur = c->next;
+            continue;
+        }
+        size_t size = c->size * 2 > need ? c->size * 2 : need;
+        c->next = dchunk_new(ctx->backend, size);
+        ctx->dcur = c->next;
+    }
+}
+
+void *nn__dzalloc(nn_ctx *ctx, size_t bytes) {
+    void *p = nn__dalloc(ctx, bytes);
+    ctx->backend->zero(p, bytes);
+    return p;
+}
+
+void *nn__dscratch(nn_ctx *ctx, size_t bytes) {
+    if (ctx->backend->host) return nn__scratch(ctx, bytes);
+    if (bytes > ctx->dscratch_size) {
+        if (ctx->dscratch) ctx->backend->free(ctx->dscratch);
+        size_t size = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+        ctx->dscratch = ctx->backend->alloc(size);
+        NN_ASSERT(ctx->dscratch != NULL, "out of %s memory: workspace of %zu bytes", ctx->backend->name, size);
+        ctx->dscratch_size = size;
+    }
+    return ctx->dscratch;
+}
+
+const nn_backend *nn__tensor_backend(const nn_ctx *ctx, const nn_tensor *t) {
+    if (!(t->flags & NN_TENSOR_DEVICE)) return &nn_backend_cpu;
+    NN_ASSERT(ctx && !ctx->backend->host, "a device tensor reached a %s ctx: move the ctx (nn_ctx_set_backend) "
+              "and the parameters (nn_params_to_device) to the same device", ctx ? ctx->backend->name : "NULL");
+    return ctx->backend;
+}
+
 int nn_ctx_set_grad(nn_ctx *ctx, int enabled) {
     int old = ctx->grad_enabled;
     ctx->grad_enabled = enabled != 0;
@@ -102,25 +182,51 @@ size_t nn_ctx_bytes_used(const nn_ctx *ctx) { return ctx->used; }
 size_t nn_ctx_bytes_peak(const nn_ctx *ctx) { return ctx->peak; }
 int64_t nn_ctx_tape_len(const nn_ctx *ctx) { return ctx->tape_len; }
 
-int nn_ctx_set_backend(nn_ctx *ctx, const char *name) {
+int nn__backend_by_name(const char *name, const nn_backend **out) {
     if (strcmp(name, "cpu") == 0) {
-        ctx->backend = &nn_backend_cpu;
-        return ND_OK;
-    }
+        *out = &nn_backend_cpu;
+    } else if (strcmp(name, "emulated") == 0) {
+        *out = &nn_backend_emulated;
+    } else if (strncmp(name, "cuda", 4) == 0 && (name[4] == '\0' || name[4] == ':')) {
 #ifdef NN_USE_CUDA
-    extern const nn_backend nn_backend_cuda;
-    if (strcmp(name, "cuda") == 0) {
-        ctx->backend = &nn_backend_cuda;
-        return ND_OK;
-    }
-#endif
-    return nd_fail(ND_ERR_UNSUPPORTED, "nn: backend '%s' is not available in this build (have: cpu%s)", name,
-#ifdef NN_USE_CUDA
-                   ", cuda"
+        int rc = nn__cuda_select(name);
+        if (rc) return rc;
+        *out = &nn_backend_cuda;
 #else
-                   ""
+        return nd_fail(ND_ERR_UNSUPPORTED, "nn: device '%s' needs a CUDA build (make CUDA=1); this one has: cpu", name);
 #endif
-    );
+    } else {
+        return nd_fail(ND_ERR_INVALID, "nn: unknown device '%s' (expected cpu, cuda or cuda:N)", name);
+    }
+    return ND_OK;
+}
+
+int nn_ctx_set_backend(nn_ctx *ctx, const char *name) {
+    const nn_backend *be = NULL;
+    int rc = nn__backend_by_name(name, &be);
+    if (rc) return rc;
+    if (be != ctx->backend) {
+        device_memory_free(ctx);
+        nn_ctx_reset(ctx);
+        ctx->backend = be;
+    }
+    return ND_OK;
+}
+
+int nn_cuda_device_count(void) {
+#ifdef NN_USE_CUDA
+    return nn__cuda_device_count();
+#else
+    return 0;
+#endif
+}
+
+void nn_ctx_sync(nn_ctx *ctx) {
+#ifdef NN_USE_CUDA
+    if (ctx->backend == &nn_backend_cuda) nn__cuda_sync();
+#else
+    (void)ctx;
+#endif
 }
 
 const char *nn_ctx_backend(const nn_ctx *ctx) { return ctx->backend->name; }

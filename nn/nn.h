@@ -58,8 +58,9 @@
  * Speed: GEMM-shaped work goes to OpenBLAS sgemm (sharing OpenMP's thread pool); depthwise
  * convolution, pooling, BN and element-wise ops are our own vector kernels, AVX-512 where the CPU
  * has it and AVX2 otherwise (chosen at run time; NN_NO_AVX512=1 in the environment forces AVX2).
- * Small tensors stay on one thread. Backends: CPU only in this build; the backend table
- * (nn/nn_impl.h) is the seam for nn/cuda, selected with nn_ctx_set_backend.
+ * Small tensors stay on one thread. Backends: "cpu" always; "cuda" in CUDA=1 builds (nn/cuda:
+ * cuBLAS for GEMM-shaped work, our kernels for the rest), chosen per ctx with nn_ctx_set_backend
+ * and per store with nn_params_to_device.
  */
 #ifndef NN_NN_H
 #define NN_NN_H
@@ -87,7 +88,8 @@ extern "C" {
 enum {
     NN_TENSOR_REQUIRES_GRAD = 1u << 0, /* gradients flow into this tensor */
     NN_TENSOR_PARAM = 1u << 1,         /* lives in an nn_params store */
-    NN_TENSOR_VIEW = 1u << 2           /* data aliases another tensor's (reshape) */
+    NN_TENSOR_VIEW = 1u << 2,          /* data aliases another tensor's (reshape) */
+    NN_TENSOR_DEVICE = 1u << 3         /* data and grad are device memory (a CUDA ctx or store) */
 };
 
 typedef struct nn_tensor {
@@ -101,6 +103,30 @@ typedef struct nn_tensor {
 } nn_tensor;
 
 typedef struct nn_ctx nn_ctx;
+typedef struct nn_params nn_params;
+
+/* Where the memory is. A tensor made in a ctx lives in the memory of the ctx's backend: host
+ * memory for "cpu", device memory for "cuda" (the tensor then has NN_TENSOR_DEVICE and its data
+ * and grad pointers must not be dereferenced on the host). Host code reads and writes tensors
+ * through the functions below, which cost nothing on the CPU: use them wherever a tensor may
+ * come from a ctx or store of another device. */
+
+/* The values of t on the host: t->data itself for a host tensor, else a copy in ctx's host arena
+ * (valid until the next nn_ctx_reset; synchronises with the device). */
+const float *nn_tensor_host(nn_ctx *ctx, const nn_tensor *t);
+/* As nn_tensor_host for t's gradient; NULL when t has none. */
+const float *nn_tensor_host_grad(nn_ctx *ctx, const nn_tensor *t);
+/* The first element of t (a loss), read on the host. */
+float nn_item(nn_ctx *ctx, const nn_tensor *t);
+/* Overwrite t's values with numel floats from host memory (uploads for a device tensor). */
+void nn_tensor_set(nn_ctx *ctx, nn_tensor *t, const float *host);
+/* t itself when it is in host memory, else a host tensor with t's shape and a copy of its values
+ * (in ctx's host arena, no gradient, not on the tape): for host code that walks a tensor. */
+nn_tensor *nn_tensor_to_host(nn_ctx *ctx, nn_tensor *t);
+/* A zero-filled tensor in host memory whatever ctx's backend: for values that ops copy rather
+ * than differentiate (the targets and weights of nn_bce_with_logits / nn_smooth_l1), filled on
+ * the host through t->data. Not an op input on a device ctx. */
+nn_tensor *nn_tensor_new_host(nn_ctx *ctx, int ndim, const int64_t *shape);
 
 /* A new tensor in ctx's arena, zero-filled. shape has ndim entries, each >= 1 (0 allowed only
  * when ndim is 0). */
@@ -138,10 +164,19 @@ nd_rng *nn_ctx_rng(nn_ctx *ctx);
 /* Bytes currently used in the arena, and the most ever used (peak) since nn_ctx_new. */
 size_t nn_ctx_bytes_used(const nn_ctx *ctx);
 size_t nn_ctx_bytes_peak(const nn_ctx *ctx);
-/* Select the backend by name: "cpu" (always there) or "cuda" (only in CUDA=1 builds, with a
- * device present). ND_ERR_UNSUPPORTED otherwise. Ops a backend lacks run on the CPU. */
+/* Select the backend by name: "cpu" (always there) or "cuda" / "cuda:N" (only in CUDA=1 builds,
+ * with a device present; N picks the GPU, one per process). ND_ERR_UNSUPPORTED in a CPU build,
+ * ND_ERR_DEVICE when no usable GPU answers, ND_ERR_INVALID for a malformed name. Call it on a new
+ * or just-reset ctx: it drops every tensor of the ctx. Ops a backend lacks run on the CPU. */
 int nn_ctx_set_backend(nn_ctx *ctx, const char *name);
+/* Wait until the device has finished the queued work (timing); no-op on the CPU. */
+void nn_ctx_sync(nn_ctx *ctx);
+/* Number of usable CUDA devices: 0 in a CPU build or when none answers. */
+int nn_cuda_device_count(void);
 const char *nn_ctx_backend(const nn_ctx *ctx);
+/* A new ctx on the device that holds ps's tensors (nn_params_to_device): what a training or
+ * inference loop over a model wants. Never fails once the store is on its device. */
+nn_ctx *nn_ctx_new_like(const nn_params *ps);
 /* Scratch memory from the arena (aligned to 64 bytes, not zeroed), freed at reset. */
 void *nn_ctx_alloc(nn_ctx *ctx, size_t bytes);
 
@@ -194,6 +229,13 @@ typedef struct nn_bn_params {
 } nn_bn_params;
 nn_tensor *nn_batch_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
                          nn_tensor *running_mean, nn_tensor *running_var, const nn_bn_params *p);
+/* Synchronised batch norm across data-parallel replicas (dist/ installs it): while `sum` is
+ * set, training-mode batch norm calls sum(buf, n, user) to replace buf[0..n) by its sum over
+ * all replicas: the per-channel sums and the element count in the forward pass (so the
+ * statistics are those of the global batch), the per-channel gradient sums in the backward
+ * pass. Every replica must run the same batch-norm calls in the same order. NULL: off. */
+typedef void (*nn_replica_sum_fn)(double *buf, int64_t n, void *user);
+void nn_set_batch_norm_sync(nn_replica_sum_fn sum, void *user);
 /* Layer norm: x [N,C,H,W] (or [N,C]) normalised per example over C,H,W; gamma, beta [C] or NULL. */
 nn_tensor *nn_layer_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, float eps);
 /* Instance norm: x [N,C,H,W] normalised per (example, channel) over H,W; gamma, beta [C] or NULL. */
@@ -308,7 +350,6 @@ enum {
     NN_PARAM_NO_DECAY = 1u << 1  /* excluded from weight decay (biases, BN gamma/beta) */
 };
 
-typedef struct nn_params nn_params;
 
 nn_params *nn_params_new(void);
 void nn_params_free(nn_params *ps);          /* NULL is fine */
@@ -331,6 +372,15 @@ void nn_params_zero_grad(nn_params *ps);
 double nn_params_clip_grad_norm(nn_params *ps, double max_norm);
 /* The optimizer step count (Adam's bias correction; saved in checkpoints). */
 int64_t nn_params_step(const nn_params *ps);
+/* Move every tensor of the store (values, gradients, moments, EMA shadows) to `device`: "cpu",
+ * "cuda" or "cuda:N" (as nn_ctx_set_backend). Tensor pointers stay valid; their data pointers
+ * change. Initialise (nn_init_*) before moving to a GPU: initialisers write on the host. Optimizer
+ * steps, clipping and EMA then run on the device; checkpoints are the same files either way.
+ * ND_ERR_UNSUPPORTED / ND_ERR_DEVICE / ND_ERR_INVALID as nn_ctx_set_backend; the store is then
+ * unchanged. */
+int nn_params_to_device(nn_params *ps, const char *device);
+/* "cpu" or "cuda". */
+const char *nn_params_device(const nn_params *ps);
 
 /* ---- initialisers (from a seeded nd_rng; deterministic) ----------------------------------- */
 

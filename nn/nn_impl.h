@@ -8,6 +8,13 @@
 
 #include "nn/nn.h"
 
+#ifdef __cplusplus
+extern "C" {
+#define NN_ALIGNAS16 alignas(16)
+#else
+#define NN_ALIGNAS16 _Alignas(16)
+#endif
+
 typedef enum nn_op {
 #define X(E, n) NN_OP_##E,
 #include "nn/ops/ops.def"
@@ -28,7 +35,7 @@ typedef struct nn_node {
     nn_tensor *in[NN_NODE_MAX_IN];
     nn_tensor *out;
     void *saved;
-    _Alignas(16) unsigned char p[NN_NODE_PARAM_BYTES];
+    NN_ALIGNAS16 unsigned char p[NN_NODE_PARAM_BYTES];
 } nn_node;
 
 /* The node's inline hyper-parameters as the op's own struct; each op file static-asserts that
@@ -50,17 +57,28 @@ typedef struct nn_op_impl {
 extern const char *const nn_op_names[NN_OP_COUNT];
 
 /* The backend seam: a table of functions. The CPU backend runs every op; another backend
- * (nn/cuda, with NN_USE_CUDA) answers supports_op and the ctx falls back to the CPU for the
- * rest (one warning per op). Tensors stay host memory in the CPU build. */
+ * (nn/cuda, with NN_USE_CUDA) answers supports_op and the tape runs the rest on the CPU over host
+ * copies of the inputs (one warning per op, nn/tape.c). A ctx's tensors live in its backend's
+ * memory: host memory for the CPU, device memory for CUDA (tensors then carry NN_TENSOR_DEVICE).
+ * Copies never fail silently: a failing device call aborts with the call, file and line (as
+ * running out of host memory does mid-graph); entry points that can fail return a status. */
 typedef struct nn_backend {
     const char *name;
-    void *(*alloc)(size_t bytes);
+    int host;                                                    /* memory is host memory */
+    void *(*alloc)(size_t bytes);                                /* NULL when out of memory */
     void (*free)(void *p);
-    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *p, size_t bytes);
+    void (*upload)(void *dst, const void *host_src, size_t bytes);   /* host -> backend */
+    void (*download)(void *host_dst, const void *src, size_t bytes); /* backend -> host, synchronous */
+    void (*copy)(void *dst, const void *src, size_t bytes);          /* backend -> backend */
     int (*supports_op)(nn_op op);
     void (*run)(nn_ctx *ctx, nn_node *node, int backward);
 } nn_backend;
 extern const nn_backend nn_backend_cpu;
+/* Host memory behind the device path, for testing the seam without a GPU (nn/backend_cpu.c). */
+extern const nn_backend nn_backend_emulated;
+/* The backend named "cpu", "emulated", "cuda" or "cuda:N" (selecting the GPU), or a status. */
+int nn__backend_by_name(const char *name, const nn_backend **out);
 
 typedef struct nn_chunk {
     struct nn_chunk *next;
@@ -80,6 +98,12 @@ struct nn_ctx {
     uint64_t warned[(NN_OP_COUNT + 63) / 64];
     void *scratch;        /* reusable kernel workspace (nn__scratch), freed with the ctx */
     size_t scratch_size;
+    /* Tensor memory of a backend whose memory is not host memory (CUDA): a second chunked arena
+     * in that memory, reset with the host one, and a device workspace (nn__dscratch). */
+    nn_chunk *dchunks, *dcur;
+    size_t dused, dpeak;
+    void *dscratch;
+    size_t dscratch_size;
 };
 
 /* Allocation in the arena: 64-byte aligned; aborts when memory is exhausted. */
@@ -88,6 +112,16 @@ void *nn__zalloc(nn_ctx *ctx, size_t bytes);
 /* Workspace of at least `bytes`, valid until the next nn__scratch call on this ctx (kernels use
  * it for im2col columns and the like; ops never nest, so one buffer serves all). */
 void *nn__scratch(nn_ctx *ctx, size_t bytes);
+/* Tensor memory (data, gradients, saved device buffers) in the ctx backend's memory: the host
+ * arena for the CPU, the device arena otherwise. 64-byte aligned; aborts when memory is exhausted.
+ * nn__dzalloc zero-fills. */
+void *nn__dalloc(nn_ctx *ctx, size_t bytes);
+void *nn__dzalloc(nn_ctx *ctx, size_t bytes);
+/* Device workspace of at least `bytes` in the ctx backend's memory, valid until the next call
+ * (ops run in stream order, so one buffer serves every op). */
+void *nn__dscratch(nn_ctx *ctx, size_t bytes);
+/* The backend that owns tensor t's memory: the ctx's for device tensors, else the CPU. */
+const nn_backend *nn__tensor_backend(const nn_ctx *ctx, const nn_tensor *t);
 /* A tensor header + uninitialised data in the arena. */
 nn_tensor *nn__tensor(nn_ctx *ctx, int ndim, const int64_t *shape);
 /* A tensor with x's shape (uninitialised). */
@@ -136,5 +170,30 @@ int nn__cpu_avx512(void);
 /* Vector helpers with run-time dispatch (nn/vec.c). y and x may alias where noted. */
 void nn__vec_add(float *y, const float *x, int64_t n);         /* y += x */
 void nn__vec_axpy(float *y, float a, const float *x, int64_t n); /* y += a x */
+
+#ifdef NN_USE_CUDA
+/* nn/cuda: the backend table, device selection ("cuda" or "cuda:N"; a status on failure) and the
+ * device side of the parameter store (nn/params.c, nn/optim.c call these for device stores). */
+extern const nn_backend nn_backend_cuda;
+int nn__cuda_select(const char *spec);
+int nn__cuda_device_count(void);
+void nn__cuda_sync(void);
+/* Global sum of squares: begin, add each tensor, end reads the total (one synchronisation). */
+void nn__cuda_sumsq_begin(void);
+void nn__cuda_sumsq_add(const float *x, int64_t n);
+double nn__cuda_sumsq_end(void);
+void nn__cuda_scale(float *x, float s, int64_t n);
+void nn__cuda_fill(float *x, float v, int64_t n);
+void nn__cuda_sgd(float *w, const float *g, float *m, int64_t n, float lr, float wd, float mom, int nesterov);
+void nn__cuda_rmsprop(float *w, const float *g, float *ms, float *mom, int64_t n, float lr, float wd, float decay,
+                      float momentum, float eps);
+void nn__cuda_adam(float *w, const float *g, float *m, float *v, int64_t n, float lr, float wd, float b1, float b2,
+                   float eps, float c1, float c2);
+void nn__cuda_ema(float *shadow, const float *w, int64_t n, float decay);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

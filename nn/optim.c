@@ -21,6 +21,35 @@ nn_optim_config nn_optim_adam(double beta1, double beta2, double eps, double wei
     return c;
 }
 
+#ifdef NN_USE_CUDA
+/* A device store: the same updates, element by element, in nn/cuda/optim.cu. */
+static void step_param_device(const nn_params *ps, nn_param *p, const nn_optim_config *c, double lr, int64_t t) {
+    int64_t n = p->t.numel;
+    float wd = (p->flags & NN_PARAM_NO_DECAY) ? 0.0f : (float)c->weight_decay;
+    switch (c->kind) {
+    case NN_OPTIM_SGD:
+        if (c->momentum != 0.0 && !p->m) p->m = nn__params_array(ps, n);
+        nn__cuda_sgd(p->t.data, p->t.grad, p->m, n, (float)lr, wd, (float)c->momentum, c->nesterov);
+        break;
+    case NN_OPTIM_RMSPROP:
+        if (!p->v) { /* TF starts the mean square at 1 */
+            p->v = nn__params_array(ps, n);
+            nn__cuda_fill(p->v, 1.0f, n);
+        }
+        if (!p->m) p->m = nn__params_array(ps, n);
+        nn__cuda_rmsprop(p->t.data, p->t.grad, p->v, p->m, n, (float)lr, wd, (float)c->decay, (float)c->momentum,
+                         (float)c->eps);
+        break;
+    case NN_OPTIM_ADAM:
+        if (!p->m) p->m = nn__params_array(ps, n);
+        if (!p->v) p->v = nn__params_array(ps, n);
+        nn__cuda_adam(p->t.data, p->t.grad, p->m, p->v, n, (float)lr, wd, (float)c->beta1, (float)c->beta2,
+                      (float)c->eps, (float)(1.0 - pow(c->beta1, (double)t)), (float)(1.0 - pow(c->beta2, (double)t)));
+        break;
+    }
+}
+#endif
+
 static void step_param(nn_param *p, const nn_optim_config *c, double lr, int64_t t) {
     int64_t n = p->t.numel;
     float *w = p->t.data;
@@ -80,6 +109,12 @@ void nn_optim_step(nn_params *ps, const nn_optim_config *cfg, double lr) {
     for (int64_t i = 0; i < ps->n; i++) {
         nn_param *p = ps->items[i];
         if (p->flags & NN_PARAM_BUFFER) continue;
+#ifdef NN_USE_CUDA
+        if (ps->be == &nn_backend_cuda) {
+            step_param_device(ps, p, cfg, lr, ps->step);
+            continue;
+        }
+#endif
         step_param(p, cfg, lr, ps->step);
     }
 }
@@ -89,10 +124,16 @@ void nn_params_ema_update(nn_params *ps, double decay) {
     for (int64_t i = 0; i < ps->n; i++) {
         nn_param *p = ps->items[i];
         if (!p->ema) {
-            p->ema = nn__param_array(p->t.numel);
-            memcpy(p->ema, p->t.data, (size_t)p->t.numel * sizeof(float));
+            p->ema = nn__params_array(ps, p->t.numel);
+            ps->be->copy(p->ema, p->t.data, (size_t)p->t.numel * sizeof(float));
             continue;
         }
+#ifdef NN_USE_CUDA
+        if (ps->be == &nn_backend_cuda) {
+            nn__cuda_ema(p->ema, p->t.data, p->t.numel, d);
+            continue;
+        }
+#endif
         for (int64_t j = 0; j < p->t.numel; j++) p->ema[j] = d * p->ema[j] + (1.0f - d) * p->t.data[j];
     }
 }

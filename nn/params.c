@@ -14,9 +14,19 @@ float *nn__param_array(int64_t n) {
     return p;
 }
 
+float *nn__params_array(const nn_params *ps, int64_t n) {
+    if (ps->be->host) return nn__param_array(n);
+    size_t bytes = ((size_t)n * sizeof(float) + 63) & ~(size_t)63;
+    float *p = ps->be->alloc(bytes ? bytes : 64);
+    NN_ASSERT(p != NULL, "out of %s memory: parameter array of %lld floats", ps->be->name, (long long)n);
+    ps->be->zero(p, bytes ? bytes : 64);
+    return p;
+}
+
 nn_params *nn_params_new(void) {
     nn_params *ps = calloc(1, sizeof *ps);
     NN_ASSERT(ps != NULL, "out of memory: nn_params");
+    ps->be = &nn_backend_cpu;
     return ps;
 }
 
@@ -24,11 +34,11 @@ void nn_params_free(nn_params *ps) {
     if (!ps) return;
     for (int64_t i = 0; i < ps->n; i++) {
         nn_param *p = ps->items[i];
-        free(p->t.data);
-        free(p->t.grad);
-        free(p->m);
-        free(p->v);
-        free(p->ema);
+        ps->be->free(p->t.data);
+        ps->be->free(p->t.grad);
+        ps->be->free(p->m);
+        ps->be->free(p->v);
+        ps->be->free(p->ema);
         free((char *)p->t.name);
         free(p);
     }
@@ -58,12 +68,12 @@ nn_tensor *nn_params_add(nn_params *ps, const char *name, int ndim, const int64_
     }
     p->t.ndim = ndim;
     p->t.numel = numel;
-    p->t.data = nn__param_array(numel);
+    p->t.data = nn__params_array(ps, numel);
     p->flags = flags;
-    p->t.flags = NN_TENSOR_PARAM;
+    p->t.flags = NN_TENSOR_PARAM | (ps->be->host ? 0u : (uint32_t)NN_TENSOR_DEVICE);
     if (!(flags & NN_PARAM_BUFFER)) {
         p->t.flags |= NN_TENSOR_REQUIRES_GRAD;
-        p->t.grad = nn__param_array(numel);
+        p->t.grad = nn__params_array(ps, numel);
     }
     char *copy = malloc(strlen(name) + 1);
     NN_ASSERT(copy != NULL, "out of memory");
@@ -106,10 +116,27 @@ int64_t nn_params_numel(const nn_params *ps) {
 
 void nn_params_zero_grad(nn_params *ps) {
     for (int64_t i = 0; i < ps->n; i++)
-        if (ps->items[i]->t.grad) memset(ps->items[i]->t.grad, 0, (size_t)ps->items[i]->t.numel * sizeof(float));
+        if (ps->items[i]->t.grad) ps->be->zero(ps->items[i]->t.grad, (size_t)ps->items[i]->t.numel * sizeof(float));
 }
 
+#ifdef NN_USE_CUDA
+/* The device store: per-tensor sums of squares on the device (in double), scaled in place. */
+static double clip_device(nn_params *ps, double max_norm) {
+    nn__cuda_sumsq_begin();
+    for (int64_t i = 0; i < ps->n; i++)
+        if (ps->items[i]->t.grad) nn__cuda_sumsq_add(ps->items[i]->t.grad, ps->items[i]->t.numel);
+    double norm = sqrt(nn__cuda_sumsq_end());
+    if (max_norm > 0.0 && norm > max_norm)
+        for (int64_t i = 0; i < ps->n; i++)
+            if (ps->items[i]->t.grad) nn__cuda_scale(ps->items[i]->t.grad, (float)(max_norm / norm), ps->items[i]->t.numel);
+    return norm;
+}
+#endif
+
 double nn_params_clip_grad_norm(nn_params *ps, double max_norm) {
+#ifdef NN_USE_CUDA
+    if (ps->be == &nn_backend_cuda) return clip_device(ps, max_norm);
+#endif
     double sq = 0.0;
     for (int64_t i = 0; i < ps->n; i++) {
         const nn_tensor *t = &ps->items[i]->t;
@@ -129,3 +156,56 @@ double nn_params_clip_grad_norm(nn_params *ps, double max_norm) {
 }
 
 int64_t nn_params_step(const nn_params *ps) { return ps->step; }
+
+/* One array of n floats from memory `from` into a new array in memory `to` (through the host
+ * when neither side is the host); the old one is freed. NULL stays NULL. */
+static float *move_array(float *src, int64_t n, const nn_backend *from, const nn_backend *to) {
+    if (!src) return NULL;
+    size_t bytes = (size_t)n * sizeof(float);
+    size_t cap = (bytes + 63) & ~(size_t)63;
+    float *dst = to->alloc(cap ? cap : 64);
+    NN_ASSERT(dst != NULL, "out of %s memory: parameter array of %lld floats", to->name, (long long)n);
+    if (from->host) {
+        to->upload(dst, src, bytes);
+    } else if (to->host) {
+        from->download(dst, src, bytes);
+    } else {
+        float *h = nn__param_array(n);
+        from->download(h, src, bytes);
+        to->upload(dst, h, bytes);
+        free(h);
+    }
+    from->free(src);
+    return dst;
+}
+
+int nn_params_to_device(nn_params *ps, const char *device) {
+    const nn_backend *to = NULL;
+    int rc = nn__backend_by_name(device, &to);
+    if (rc) return rc;
+    if (to == ps->be) return ND_OK;
+    for (int64_t i = 0; i < ps->n; i++) {
+        nn_param *p = ps->items[i];
+        int64_t n = p->t.numel;
+        p->t.data = move_array(p->t.data, n, ps->be, to);
+        p->t.grad = move_array(p->t.grad, n, ps->be, to);
+        p->m = move_array(p->m, n, ps->be, to);
+        p->v = move_array(p->v, n, ps->be, to);
+        p->ema = move_array(p->ema, n, ps->be, to);
+        if (to->host)
+            p->t.flags &= ~(uint32_t)NN_TENSOR_DEVICE;
+        else
+            p->t.flags |= NN_TENSOR_DEVICE;
+    }
+    ps->be = to;
+    return ND_OK;
+}
+
+const char *nn_params_device(const nn_params *ps) { return ps->be->name; }
+
+nn_ctx *nn_ctx_new_like(const nn_params *ps) {
+    nn_ctx *ctx = nn_ctx_new();
+    /* The store's device was selected when it moved there: the switch cannot fail. */
+    if (!ps->be->host) ctx->backend = ps->be;
+    return ctx;
+}

@@ -31,23 +31,99 @@ static int node_needs_grad(const nn_ctx *ctx, const nn_node *node) {
     return 0;
 }
 
+/* An op the ctx's device backend lacks runs on the CPU over host copies: inputs (and, backward,
+ * the output and the gradients) are copied to the host arena, the CPU kernel runs, the results go
+ * back, and the tensors get their device pointers again. Slow, but every op works everywhere. */
+typedef struct swapped {
+    nn_tensor *t;
+    float *data, *grad;
+    uint32_t flags;
+} swapped;
+
+static int seen(const swapped *sw, int n, const nn_tensor *t) {
+    for (int i = 0; i < n; i++)
+        if (sw[i].t == t) return 1;
+    return 0;
+}
+
+static float *host_copy(nn_ctx *ctx, const float *dev, int64_t numel) {
+    float *h = nn__alloc(ctx, (size_t)numel * sizeof(float));
+    ctx->backend->download(h, dev, (size_t)numel * sizeof(float));
+    return h;
+}
+
+static void run_on_host(nn_ctx *ctx, nn_node *node, int backward) {
+    const nn_backend *dev = ctx->backend;
+    /* A view's output aliases its input's memory: its forward moves no data. */
+    if (!backward && (node->out->flags & NN_TENSOR_VIEW)) return;
+    swapped *sw = nn__alloc(ctx, (size_t)(node->nin + 1) * sizeof *sw);
+    int n = 0;
+    for (int i = 0; i <= node->nin; i++) {
+        nn_tensor *t = i < node->nin ? node->ins[i] : node->out;
+        if (seen(sw, n, t)) continue;
+        swapped *s = &sw[n++];
+        s->t = t;
+        s->data = t->data;
+        s->grad = t->grad;
+        s->flags = t->flags;
+        int is_out = t == node->out;
+        /* Forward overwrites the output: it needs no copy in. */
+        t->data = (is_out && !backward) ? nn__alloc(ctx, (size_t)t->numel * sizeof(float)) : host_copy(ctx, t->data, t->numel);
+        if (!backward) continue;
+        if (t->grad)
+            t->grad = host_copy(ctx, t->grad, t->numel);
+        else if (t->flags & NN_TENSOR_REQUIRES_GRAD)
+            t->grad = nn__zalloc(ctx, (size_t)t->numel * sizeof(float));
+        t->flags &= ~(uint32_t)NN_TENSOR_DEVICE;
+    }
+    nn_backend_cpu.run(ctx, node, backward);
+    for (int i = 0; i < n; i++) {
+        swapped *s = &sw[i];
+        nn_tensor *t = s->t;
+        if (!backward && t == node->out) dev->upload(s->data, t->data, (size_t)t->numel * sizeof(float));
+        if (backward && t->grad && t != node->out) {
+            float *g = s->grad ? s->grad : nn__dalloc(ctx, (size_t)t->numel * sizeof(float));
+            dev->upload(g, t->grad, (size_t)t->numel * sizeof(float));
+            s->grad = g;
+        }
+        t->data = s->data;
+        t->grad = s->grad;
+        t->flags = s->flags;
+    }
+}
+
+static void check_memory(const nn_ctx *ctx, const nn_node *node) {
+    int want = !ctx->backend->host;
+    for (int i = 0; i < node->nin; i++) {
+        const nn_tensor *t = node->ins[i];
+        NN_ASSERT(((t->flags & NN_TENSOR_DEVICE) != 0) == want,
+                  "%s: input %d%s%s is in %s memory but the ctx runs on %s: move the parameters with "
+                  "nn_params_to_device and make inputs in the ctx", nn_op_names[node->op], i, t->name ? " " : "",
+                  t->name ? t->name : "", (t->flags & NN_TENSOR_DEVICE) ? "device" : "host", ctx->backend->name);
+    }
+}
+
 static void run(nn_ctx *ctx, nn_node *node, int backward) {
     const nn_backend *be = ctx->backend;
-    if (be != &nn_backend_cpu && !be->supports_op(node->op)) {
-        uint64_t bit = 1ull << (node->op % 64);
-        if (!(ctx->warned[node->op / 64] & bit)) {
-            ctx->warned[node->op / 64] |= bit;
-            ND_WARN("nn: op %s has no %s kernel; running it on the CPU", nn_op_names[node->op], be->name);
-        }
-        be = &nn_backend_cpu;
+    if (!backward) check_memory(ctx, node);
+    if (be->host || be->supports_op(node->op)) {
+        be->run(ctx, node, backward);
+        return;
     }
-    be->run(ctx, node, backward);
+    uint64_t bit = 1ull << (node->op % 64);
+    if (!(ctx->warned[node->op / 64] & bit)) {
+        ctx->warned[node->op / 64] |= bit;
+        ND_WARN("nn: op %s has no %s kernel; running it on the CPU", nn_op_names[node->op], be->name);
+    }
+    run_on_host(ctx, node, backward);
 }
 
 void nn__node_run(nn_ctx *ctx, nn_node *node) {
     NN_ASSERT(node->out != NULL, "%s: constructor made no output", nn_op_names[node->op]);
     int record = node_needs_grad(ctx, node);
     if (record) node->out->flags |= NN_TENSOR_REQUIRES_GRAD;
+    /* Views (reshape) copy their header from the input: the output is in the ctx's memory. */
+    if (!ctx->backend->host) node->out->flags |= NN_TENSOR_DEVICE;
     run(ctx, node, 0);
     if (!record) return;
     if (ctx->tape_len == ctx->tape_cap) {
@@ -78,6 +154,13 @@ void nn_backward(nn_ctx *ctx, nn_tensor *loss) {
 void nn_backward_from(nn_ctx *ctx, nn_tensor *t, const float *grad) {
     float *g = nn__grad(ctx, t);
     if (!g) return; /* nothing upstream requires a gradient */
-    for (int64_t i = 0; i < t->numel; i++) g[i] += grad[i];
+    const nn_backend *be = nn__tensor_backend(ctx, t);
+    if (be->host) {
+        for (int64_t i = 0; i < t->numel; i++) g[i] += grad[i];
+    } else {
+        float *h = host_copy(ctx, g, t->numel);
+        for (int64_t i = 0; i < t->numel; i++) h[i] += grad[i];
+        be->upload(g, h, (size_t)t->numel * sizeof(float));
+    }
     run_tape(ctx);
 }

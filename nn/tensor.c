@@ -14,29 +14,80 @@ nn_tensor *nn__tensor(nn_ctx *ctx, int ndim, const int64_t *shape) {
     }
     t->ndim = ndim;
     t->numel = numel;
-    t->flags = 0;
+    t->flags = ctx->backend->host ? 0 : NN_TENSOR_DEVICE;
     t->grad = NULL;
     t->name = NULL;
-    t->data = nn__alloc(ctx, (size_t)numel * sizeof(float));
+    t->data = nn__dalloc(ctx, (size_t)numel * sizeof(float));
     return t;
 }
 
 nn_tensor *nn_tensor_new(nn_ctx *ctx, int ndim, const int64_t *shape) {
     nn_tensor *t = nn__tensor(ctx, ndim, shape);
-    memset(t->data, 0, (size_t)t->numel * sizeof(float));
+    ctx->backend->zero(t->data, (size_t)t->numel * sizeof(float));
     return t;
 }
 
 nn_tensor *nn_tensor_from(nn_ctx *ctx, int ndim, const int64_t *shape, const float *data) {
     nn_tensor *t = nn__tensor(ctx, ndim, shape);
-    memcpy(t->data, data, (size_t)t->numel * sizeof(float));
+    ctx->backend->upload(t->data, data, (size_t)t->numel * sizeof(float));
     return t;
 }
 
 nn_tensor *nn_tensor_full(nn_ctx *ctx, int ndim, const int64_t *shape, float value) {
     nn_tensor *t = nn__tensor(ctx, ndim, shape);
-    for (int64_t i = 0; i < t->numel; i++) t->data[i] = value;
+    float *h = ctx->backend->host ? t->data : nn__alloc(ctx, (size_t)t->numel * sizeof(float));
+    for (int64_t i = 0; i < t->numel; i++) h[i] = value;
+    if (h != t->data) ctx->backend->upload(t->data, h, (size_t)t->numel * sizeof(float));
     return t;
+}
+
+const float *nn_tensor_host(nn_ctx *ctx, const nn_tensor *t) {
+    const nn_backend *be = nn__tensor_backend(ctx, t);
+    if (be->host) return t->data;
+    float *h = nn__alloc(ctx, (size_t)t->numel * sizeof(float));
+    be->download(h, t->data, (size_t)t->numel * sizeof(float));
+    return h;
+}
+
+const float *nn_tensor_host_grad(nn_ctx *ctx, const nn_tensor *t) {
+    if (!t->grad) return NULL;
+    const nn_backend *be = nn__tensor_backend(ctx, t);
+    if (be->host) return t->grad;
+    float *h = nn__alloc(ctx, (size_t)t->numel * sizeof(float));
+    be->download(h, t->grad, (size_t)t->numel * sizeof(float));
+    return h;
+}
+
+float nn_item(nn_ctx *ctx, const nn_tensor *t) {
+    NN_ASSERT(t->numel >= 1, "nn_item: empty tensor");
+    const nn_backend *be = nn__tensor_backend(ctx, t);
+    if (be->host) return t->data[0];
+    float v;
+    be->download(&v, t->data, sizeof v);
+    return v;
+}
+
+nn_tensor *nn_tensor_to_host(nn_ctx *ctx, nn_tensor *t) {
+    if (!(t->flags & NN_TENSOR_DEVICE)) return t;
+    nn_tensor *h = nn__alloc(ctx, sizeof *h);
+    *h = *t;
+    h->data = (float *)nn_tensor_host(ctx, t);
+    h->grad = NULL;
+    h->flags = 0;
+    return h;
+}
+
+nn_tensor *nn_tensor_new_host(nn_ctx *ctx, int ndim, const int64_t *shape) {
+    const nn_backend *be = ctx->backend;
+    ctx->backend = &nn_backend_cpu; /* nn__tensor allocates in the ctx backend's memory */
+    nn_tensor *t = nn__tensor(ctx, ndim, shape);
+    ctx->backend = be;
+    memset(t->data, 0, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+void nn_tensor_set(nn_ctx *ctx, nn_tensor *t, const float *host) {
+    nn__tensor_backend(ctx, t)->upload(t->data, host, (size_t)t->numel * sizeof(float));
 }
 
 void nn_tensor_requires_grad(nn_tensor *t) { t->flags |= NN_TENSOR_REQUIRES_GRAD; }
@@ -59,7 +110,7 @@ const char *nn_tensor_shape_str(const nn_tensor *t, char *buf, size_t size) {
 
 float *nn__grad(nn_ctx *ctx, nn_tensor *t) {
     if (!(t->flags & NN_TENSOR_REQUIRES_GRAD)) return NULL;
-    if (!t->grad) t->grad = nn__zalloc(ctx, (size_t)t->numel * sizeof(float));
+    if (!t->grad) t->grad = nn__dzalloc(ctx, (size_t)t->numel * sizeof(float));
     return t->grad;
 }
 

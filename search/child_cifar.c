@@ -107,6 +107,7 @@ static int cifar_train(void *user, const nas_genotype *g, uint64_t seed, srch_re
     nas_cost_free(&cost);
     nas_net *net;
     rc = nas_net_new(&nc, NULL, NULL, seed, &net);
+    if (!rc && c->cfg.device && (rc = nn_params_to_device(nas_net_params(net), c->cfg.device))) nas_net_free(net);
     if (rc) {
         r->ok = 0;
         snprintf(r->message, sizeof r->message, "build: %s", nd_last_error());

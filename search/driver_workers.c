@@ -1,5 +1,5 @@
 /* In-process workers: the driver's thread trains one child at a time. Behind the same two
- * functions an MPI pool would keep one job per remote rank in flight. */
+ * functions the MPI pool (dist/search_workers.c) keeps one job per worker rank in flight. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -190,6 +190,7 @@ typedef struct srch_cifar_child_config {
     double lr;              /* initial learning rate of the cosine schedule */
     double weight_decay;
     int threads;            /* kernel threads (0: all cores) */
+    const char *device;     /* where children train: NULL or "cpu", "cuda", "cuda:N" (borrowed) */
 } srch_cifar_child_config;
 
 void srch_cifar_child_config_default(srch_cifar_child_config *cfg);

@@ -12,7 +12,9 @@
 #include "common/fileio.h"
 #include "common/status.h"
 
+#ifndef DET_FIXTURE_PATH /* a test may point the reader at another file of the same format */
 #define DET_FIXTURE_PATH "tests/fixtures/det_torchvision/torchvision.txt"
+#endif
 
 /* Find array `name` and return a pointer to its values line; *count gets its length. */
 static const char *fx_find(const char *text, const char *name, const char *dtype,

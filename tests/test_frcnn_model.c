@@ -374,3 +374,72 @@ Test(frcnn_model, empty_images_and_crowd_boxes) {
     det_model_free(m);
     det_model_config_free(&c);
 }
+
+/* Feature stride 8 (c4 on a NASNet): the feature map is the last cell before the first
+ * reduction, the anchors tile it every 8 pixels, ROIAlign reads it at scale 1/8. Refused where
+ * it has no meaning (the nasnet layout, the convnet). */
+Test(frcnn_model, c4_at_feature_stride_8) {
+    det_model_config c;
+    tiny_nasnet(&c, DET_LAYOUT_C4);
+    c.anchors.stride_x = c.anchors.stride_y = 8.0f;
+    c.anchors.offset_x = c.anchors.offset_y = 4.0f;
+    cr_assert_eq(det_model_config_validate(&c), 0, "%s", nd_last_error());
+    c.anchors.stride_y = 16.0f;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "unequal strides");
+    c.anchors.stride_y = 8.0f;
+    c.layout = DET_LAYOUT_NASNET;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "nasnet layout at stride 8");
+    c.layout = DET_LAYOUT_C4;
+    c.backbone = DET_BACKBONE_CONVNET;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "convnet at stride 8");
+    c.backbone = DET_BACKBONE_NASNET;
+    c.anchors.stride_x = c.anchors.stride_y = 4.0f;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "stride 4");
+    c.anchors.stride_x = c.anchors.stride_y = 8.0f;
+    /* the config survives a JSON round trip */
+    char *js = NULL;
+    det_model_config d;
+    cr_assert_eq(det_model_config_to_json(&c, &js), 0);
+    cr_assert_eq(det_model_config_from_json(js, "x", &d), 0, "%s", nd_last_error());
+    cr_expect_eq(d.anchors.stride_x, 8.0f);
+    free(js);
+    det_model_config_free(&d);
+
+    toy t;
+    make_toy(&t);
+    det_model *m;
+    cr_assert_eq(det_model_new(&c, 3, &m), 0, "%s", nd_last_error());
+    double first;
+    det_losses l;
+    train(m, &t, 1, &first, &l);
+    /* 64x64 input: an 8x8 map of 2 anchors, 128 in all; the two boxes get positives */
+    cr_expect(l.rpn_pos >= 2, "rpn positives %lld", (long long)l.rpn_pos);
+    cr_expect(l.roi_pos >= 2, "roi positives %lld", (long long)l.roi_pos);
+    cr_expect(isfinite(first));
+    /* cells past the first reduction are not used: their weights get no gradient, the stem does */
+    nn_params *ps = det_model_params(m);
+    nn_tensor *stem = nn_params_get(ps, "conv0/weights");
+    cr_assert(stem);
+    double g = 0;
+    for (int64_t i = 0; i < stem->numel; i++) g += fabs(stem->grad[i]);
+    cr_expect(g > 0, "no gradient reached the stem");
+    int64_t unused = 0, with_grad = 0;
+    for (int64_t i = 0; i < nn_params_count(ps); i++) {
+        nn_tensor *p = nn_params_at(ps, i);
+        if (!p->name || strncmp(p->name, "cell_1/", 7) != 0 || !p->grad) continue;
+        unused++;
+        for (int64_t j = 0; j < p->numel; j++) with_grad += p->grad[j] != 0.0f;
+    }
+    cr_expect(unused > 0, "cell_1 exists in the store");
+    cr_expect_eq(with_grad, 0, "cell_1 (after the first reduction) got a gradient");
+    double end = train(m, &t, 60, &first, &l);
+    cr_expect(end < 0.5 * first, "loss %g -> %g", first, end);
+    nn_ctx *ctx = nn_ctx_new();
+    det_detections d1[1];
+    cr_assert_eq(det_model_detect(m, ctx, &t.b, d1), 0, "%s", nd_last_error());
+    cr_expect(d1[0].n >= 1);
+    det_detections_free(&d1[0]);
+    nn_ctx_free(ctx);
+    det_model_free(m);
+    det_model_config_free(&c);
+}

@@ -13,10 +13,24 @@ typedef struct bn_p {
 } bn_p;
 NN_NODE_PARAMS_FIT(bn_p);
 
-/* Saved for backward: per channel mean and 1/sqrt(var + eps) used in the forward pass. */
+/* Saved for backward: per channel mean and 1/sqrt(var + eps) used in the forward pass;
+ * m_global > 0 when the statistics were synchronised across replicas (over m_global elements). */
 typedef struct bn_saved {
     float *mean, *invstd;
+    double m_global;
 } bn_saved;
+
+/* Synchronised batch norm (nn_set_batch_norm_sync): set once before training by dist/. */
+static nn_replica_sum_fn bn_sync_sum;
+static void *bn_sync_user;
+
+void nn_set_batch_norm_sync(nn_replica_sum_fn sum, void *user) {
+    bn_sync_sum = sum;
+    bn_sync_user = user;
+}
+
+static void bn_forward_sync(nn_ctx *ctx, nn_node *node);
+static void bn_backward_sync(nn_ctx *ctx, nn_node *node);
 
 static void dims(const nn_tensor *x, int64_t *n, int64_t *c, int64_t *hw) {
     *n = x->shape[0];
@@ -27,12 +41,17 @@ static void dims(const nn_tensor *x, int64_t *n, int64_t *c, int64_t *hw) {
 /* x [N,C,H,W] or [N,C], gamma/beta [C] -> y [same] */
 static void batch_norm_forward(nn_ctx *ctx, nn_node *node) {
     const bn_p *p = NN_NODE_P(node, bn_p);
+    if (p->training && bn_sync_sum) {
+        bn_forward_sync(ctx, node);
+        return;
+    }
     const nn_tensor *x = node->ins[0];
     int64_t n, c, hw;
     dims(x, &n, &c, &hw);
     const float *gamma = p->gi >= 0 ? node->ins[p->gi]->data : NULL;
     const float *beta = p->bi >= 0 ? node->ins[p->bi]->data : NULL;
     bn_saved *s = node->saved = nn__alloc(ctx, sizeof *s);
+    s->m_global = 0;
     s->mean = nn__alloc(ctx, (size_t)c * sizeof(float));
     s->invstd = nn__alloc(ctx, (size_t)c * sizeof(float));
     float *y = node->out->data;
@@ -88,6 +107,10 @@ static void batch_norm_forward(nn_ctx *ctx, nn_node *node) {
 static void batch_norm_backward(nn_ctx *ctx, nn_node *node) {
     const bn_p *p = NN_NODE_P(node, bn_p);
     const bn_saved *s = node->saved;
+    if (s->m_global > 0) {
+        bn_backward_sync(ctx, node);
+        return;
+    }
     nn_tensor *x = node->ins[0];
     int64_t n, c, hw;
     dims(x, &n, &c, &hw);
@@ -132,6 +155,125 @@ static void batch_norm_backward(nn_ctx *ctx, nn_node *node) {
 #pragma omp simd
                 for (int64_t i = 0; i < hw; i++) d[i] += gi * g[i];
             }
+        }
+    }
+}
+
+/* The synchronised path: the same sums in the same order as above, each summed across
+ * replicas before use. Phases are separate loops because the sums meet between them. */
+static void bn_forward_sync(nn_ctx *ctx, nn_node *node) {
+    const bn_p *p = NN_NODE_P(node, bn_p);
+    const nn_tensor *x = node->ins[0];
+    int64_t n, c, hw;
+    dims(x, &n, &c, &hw);
+    const float *gamma = p->gi >= 0 ? node->ins[p->gi]->data : NULL;
+    const float *beta = p->bi >= 0 ? node->ins[p->bi]->data : NULL;
+    bn_saved *s = node->saved = nn__alloc(ctx, sizeof *s);
+    s->mean = nn__alloc(ctx, (size_t)c * sizeof(float));
+    s->invstd = nn__alloc(ctx, (size_t)c * sizeof(float));
+    double *buf = nn__alloc(ctx, (size_t)(c + 1) * sizeof(double)), *mean = nn__alloc(ctx, (size_t)c * sizeof(double));
+#pragma omp parallel for schedule(static) if (x->numel > NN_PAR_MIN)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double sum = 0.0;
+        for (int64_t b = 0; b < n; b++) {
+            const float *xp = x->data + (b * c + ch) * hw;
+            float ps = 0.0f;
+#pragma omp simd reduction(+ : ps)
+            for (int64_t i = 0; i < hw; i++) ps += xp[i];
+            sum += ps;
+        }
+        buf[ch] = sum;
+    }
+    buf[c] = (double)(n * hw);
+    bn_sync_sum(buf, c + 1, bn_sync_user);
+    double m = buf[c];
+    for (int64_t ch = 0; ch < c; ch++) mean[ch] = buf[ch] / m;
+#pragma omp parallel for schedule(static) if (x->numel > NN_PAR_MIN)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double sq = 0.0;
+        float fm = (float)mean[ch];
+        for (int64_t b = 0; b < n; b++) {
+            const float *xp = x->data + (b * c + ch) * hw;
+            float ps = 0.0f;
+#pragma omp simd reduction(+ : ps)
+            for (int64_t i = 0; i < hw; i++) ps += (xp[i] - fm) * (xp[i] - fm);
+            sq += ps;
+        }
+        buf[ch] = sq;
+    }
+    bn_sync_sum(buf, c, bn_sync_user);
+    s->m_global = m;
+    float *y = node->out->data;
+#pragma omp parallel for schedule(static) if (x->numel > NN_PAR_MIN)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double var = buf[ch] / m;
+        if (p->rmean) {
+            double mom = p->momentum, unbiased = m > 1 ? buf[ch] / (m - 1) : var;
+            p->rmean->data[ch] = (float)((1.0 - mom) * p->rmean->data[ch] + mom * mean[ch]);
+            p->rvar->data[ch] = (float)((1.0 - mom) * p->rvar->data[ch] + mom * unbiased);
+        }
+        float inv = (float)(1.0 / sqrt(var + p->eps));
+        s->mean[ch] = (float)mean[ch];
+        s->invstd[ch] = inv;
+        float scale = inv * (gamma ? gamma[ch] : 1.0f);
+        float shift = (beta ? beta[ch] : 0.0f) - (float)mean[ch] * scale;
+        for (int64_t b = 0; b < n; b++) {
+            const float *xp = x->data + (b * c + ch) * hw;
+            float *yp = y + (b * c + ch) * hw;
+#pragma omp simd
+            for (int64_t i = 0; i < hw; i++) yp[i] = xp[i] * scale + shift;
+        }
+    }
+}
+
+/* dgamma, dbeta get this replica's share (the parameter gradients are averaged later, like every
+ * other gradient); dx uses the sums over all replicas, as PyTorch's SyncBatchNorm. */
+static void bn_backward_sync(nn_ctx *ctx, nn_node *node) {
+    const bn_p *p = NN_NODE_P(node, bn_p);
+    const bn_saved *s = node->saved;
+    nn_tensor *x = node->ins[0];
+    int64_t n, c, hw;
+    dims(x, &n, &c, &hw);
+    const float *gamma = p->gi >= 0 ? node->ins[p->gi]->data : NULL;
+    float *dx = nn__grad(ctx, x);
+    float *dg = p->gi >= 0 ? nn__grad(ctx, node->ins[p->gi]) : NULL;
+    float *dbeta = p->bi >= 0 ? nn__grad(ctx, node->ins[p->bi]) : NULL;
+    const float *dy = node->out->grad;
+    double *buf = nn__alloc(ctx, (size_t)(2 * c) * sizeof(double));
+#pragma omp parallel for schedule(static) if (x->numel > NN_PAR_MIN)
+    for (int64_t ch = 0; ch < c; ch++) {
+        float mean = s->mean[ch], inv = s->invstd[ch];
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t b = 0; b < n; b++) {
+            const float *xp = x->data + (b * c + ch) * hw, *g = dy + (b * c + ch) * hw;
+            float a = 0.0f, bsum = 0.0f;
+#pragma omp simd reduction(+ : a, bsum)
+            for (int64_t i = 0; i < hw; i++) {
+                a += g[i];
+                bsum += g[i] * (xp[i] - mean);
+            }
+            sdy += a;
+            sdyx += bsum;
+        }
+        sdyx *= inv;
+        if (dg) dg[ch] += (float)sdyx;
+        if (dbeta) dbeta[ch] += (float)sdy;
+        buf[ch] = sdy;
+        buf[c + ch] = sdyx;
+    }
+    if (!dx) return; /* every replica makes the same choice: the graphs are the same */
+    bn_sync_sum(buf, 2 * c, bn_sync_user);
+    double m = s->m_global;
+#pragma omp parallel for schedule(static) if (x->numel > NN_PAR_MIN)
+    for (int64_t ch = 0; ch < c; ch++) {
+        float mean = s->mean[ch], inv = s->invstd[ch];
+        float gi = (gamma ? gamma[ch] : 1.0f) * inv;
+        float k1 = (float)(buf[ch] / m), k2 = (float)(buf[c + ch] / m);
+        for (int64_t b = 0; b < n; b++) {
+            const float *xp = x->data + (b * c + ch) * hw, *g = dy + (b * c + ch) * hw;
+            float *d = dx + (b * c + ch) * hw;
+#pragma omp simd
+            for (int64_t i = 0; i < hw; i++) d[i] += gi * (g[i] - k1 - (xp[i] - mean) * inv * k2);
         }
     }
 }

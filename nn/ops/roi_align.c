@@ -3,6 +3,7 @@
  * ceil(roi_size / out_size)), bilinear samples averaged; `aligned` shifts coordinates by half a
  * pixel; without it rois are at least 1x1. Samples beyond one pixel outside the map are 0. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "nn/nn_impl.h"
 
@@ -64,66 +65,131 @@ static roi_geom roi_geometry(const roi_align_p *p, const float *roi) {
     return g;
 }
 
-/* x [N,C,H,W], rois [K,5] -> y [K,C,OH,OW] */
+/* The bilinear taps of one roi, computed once and used for all its channels (as
+ * torchvision's pre_calc): for each output bin, the pixels its samples read, merged by pixel
+ * (the samples of a bin narrower than a pixel share their neighbours, so a bin reads 4 to 16
+ * distinct pixels), each with its weight already divided by the sample count. */
+typedef struct roi_tap {
+    int32_t idx;
+    float w;
+} roi_tap;
+
+static int64_t roi_tap_capacity(const roi_align_p *p, const roi_geom *g) {
+    return (int64_t)p->out_h * p->out_w * g->grid_h * g->grid_w * 4;
+}
+
+/* taps of bin b are taps[first[b] .. first[b + 1]); first has out_h * out_w + 1 entries */
+static void roi_taps(const roi_align_p *p, const roi_geom *g, int64_t h, int64_t w, roi_tap *taps,
+                     int64_t *first) {
+    int64_t n = 0, b = 0;
+    for (int64_t ph = 0; ph < p->out_h; ph++)
+        for (int64_t pw = 0; pw < p->out_w; pw++, b++) {
+            first[b] = n;
+            for (int64_t iy = 0; iy < g->grid_h; iy++) {
+                float y = g->y0 + (float)ph * g->bin_h + ((float)iy + 0.5f) * g->bin_h / (float)g->grid_h;
+                for (int64_t ix = 0; ix < g->grid_w; ix++) {
+                    float xx = g->x0 + (float)pw * g->bin_w + ((float)ix + 0.5f) * g->bin_w / (float)g->grid_w;
+                    int64_t idx[4];
+                    float wt[4];
+                    if (!bilinear(h, w, y, xx, idx, wt)) continue;
+                    for (int q = 0; q < 4; q++) {
+                        int64_t t = first[b];
+                        while (t < n && taps[t].idx != (int32_t)idx[q]) t++;
+                        if (t == n) taps[n].idx = (int32_t)idx[q], taps[n++].w = 0.0f;
+                        taps[t].w += wt[q];
+                    }
+                }
+            }
+            for (int64_t t = first[b]; t < n; t++) taps[t].w /= g->count;
+        }
+    first[b] = n;
+}
+
+/* x [N,C,H,W], rois [K,5] -> y [K,C,OH,OW]. One thread per roi: its taps, then every channel. */
 static void roi_align_forward(nn_ctx *ctx, nn_node *node) {
     (void)ctx;
     const roi_align_p *p = NN_NODE_P(node, roi_align_p);
     const float *rois = node->saved;
     const nn_tensor *x = node->ins[0];
-    int64_t c = NN_C(x), h = NN_H(x), w = NN_W(x);
-#pragma omp parallel for schedule(static) if (p->k * c * p->out_h * p->out_w > NN_PAR_MIN / 8)
-    for (int64_t kc = 0; kc < p->k * c; kc++) {
-        int64_t k = kc / c, ch = kc % c;
+    int64_t c = NN_C(x), h = NN_H(x), w = NN_W(x), nb = (int64_t)p->out_h * p->out_w;
+#pragma omp parallel for schedule(dynamic, 4) if (p->k * c * nb > NN_PAR_MIN / 8)
+    for (int64_t k = 0; k < p->k; k++) {
         roi_geom g = roi_geometry(p, rois + k * 5);
-        const float *xp = x->data + (g.b * c + ch) * h * w;
-        float *yp = node->out->data + kc * p->out_h * p->out_w;
-        for (int64_t ph = 0; ph < p->out_h; ph++)
-            for (int64_t pw = 0; pw < p->out_w; pw++) {
-                float acc = 0.0f;
-                for (int64_t iy = 0; iy < g.grid_h; iy++) {
-                    float y = g.y0 + (float)ph * g.bin_h + ((float)iy + 0.5f) * g.bin_h / (float)g.grid_h;
-                    for (int64_t ix = 0; ix < g.grid_w; ix++) {
-                        float xx = g.x0 + (float)pw * g.bin_w + ((float)ix + 0.5f) * g.bin_w / (float)g.grid_w;
-                        int64_t idx[4];
-                        float wt[4];
-                        if (!bilinear(h, w, y, xx, idx, wt)) continue;
-                        acc += wt[0] * xp[idx[0]] + wt[1] * xp[idx[1]] + wt[2] * xp[idx[2]] + wt[3] * xp[idx[3]];
-                    }
+        roi_tap *taps = malloc((size_t)roi_tap_capacity(p, &g) * sizeof *taps + 1);
+        int64_t *first = malloc((size_t)(nb + 1) * sizeof *first);
+        NN_ASSERT(taps && first, "roi_align: out of memory for the taps of roi %lld", (long long)k);
+        roi_taps(p, &g, h, w, taps, first);
+        /* eight channels at a time: eight independent sums per tap keep the FPU busy */
+        int64_t ch = 0, hw = h * w;
+        for (; ch + 8 <= c; ch += 8) {
+            const float *xp = x->data + (g.b * c + ch) * hw;
+            float *yp = node->out->data + (k * c + ch) * nb;
+            for (int64_t b = 0; b < nb; b++) {
+                float acc[8] = {0};
+                for (int64_t t = first[b]; t < first[b + 1]; t++) {
+                    const float *xq = xp + taps[t].idx;
+                    float wt = taps[t].w;
+                    for (int j = 0; j < 8; j++) acc[j] += wt * xq[j * hw];
                 }
-                yp[ph * p->out_w + pw] = acc / g.count;
+                for (int j = 0; j < 8; j++) yp[j * nb + b] = acc[j];
             }
+        }
+        for (; ch < c; ch++) {
+            const float *xp = x->data + (g.b * c + ch) * hw;
+            float *yp = node->out->data + (k * c + ch) * nb;
+            for (int64_t b = 0; b < nb; b++) {
+                float acc = 0.0f;
+                for (int64_t t = first[b]; t < first[b + 1]; t++) acc += taps[t].w * xp[taps[t].idx];
+                yp[b] = acc;
+            }
+        }
+        free(taps);
+        free(first);
     }
 }
 
-/* dy [K,C,OH,OW] -> dx [N,C,H,W] (+=). One thread per channel; rois in order. */
+/* dy [K,C,OH,OW] -> dx [N,C,H,W] (+=). The taps of all rois first (one thread per roi), then
+ * one thread per channel scattering the rois in order (deterministic, no two threads write the
+ * same pixel). */
 static void roi_align_backward(nn_ctx *ctx, nn_node *node) {
     const roi_align_p *p = NN_NODE_P(node, roi_align_p);
     const float *rois = node->saved;
     nn_tensor *x = node->ins[0];
     float *dx = nn__grad(ctx, x);
     if (!dx) return;
-    int64_t c = NN_C(x), h = NN_H(x), w = NN_W(x);
-#pragma omp parallel for schedule(static) if (p->k * c * p->out_h * p->out_w > NN_PAR_MIN / 8)
+    int64_t c = NN_C(x), h = NN_H(x), w = NN_W(x), nb = (int64_t)p->out_h * p->out_w;
+    int64_t *start = malloc((size_t)(p->k + 1) * sizeof *start), *bimg = malloc((size_t)p->k * sizeof *bimg);
+    NN_ASSERT(start && bimg, "roi_align: out of memory");
+    start[0] = 0;
+    for (int64_t k = 0; k < p->k; k++) {
+        roi_geom g = roi_geometry(p, rois + k * 5);
+        start[k + 1] = start[k] + roi_tap_capacity(p, &g);
+        bimg[k] = g.b;
+    }
+    roi_tap *taps = malloc((size_t)start[p->k] * sizeof *taps + 1);
+    int64_t *first = malloc((size_t)(p->k * (nb + 1)) * sizeof *first);
+    NN_ASSERT(taps && first, "roi_align: out of memory for the taps of %lld rois", (long long)p->k);
+#pragma omp parallel for schedule(dynamic, 4) if (p->k * c * nb > NN_PAR_MIN / 8)
+    for (int64_t k = 0; k < p->k; k++) {
+        roi_geom g = roi_geometry(p, rois + k * 5);
+        roi_taps(p, &g, h, w, taps + start[k], first + k * (nb + 1));
+    }
+#pragma omp parallel for schedule(static) if (p->k * c * nb > NN_PAR_MIN / 8)
     for (int64_t ch = 0; ch < c; ch++)
         for (int64_t k = 0; k < p->k; k++) {
-            roi_geom g = roi_geometry(p, rois + k * 5);
-            float *dp = dx + (g.b * c + ch) * h * w;
-            const float *gp = node->out->grad + (k * c + ch) * p->out_h * p->out_w;
-            for (int64_t ph = 0; ph < p->out_h; ph++)
-                for (int64_t pw = 0; pw < p->out_w; pw++) {
-                    float gv = gp[ph * p->out_w + pw] / g.count;
-                    for (int64_t iy = 0; iy < g.grid_h; iy++) {
-                        float y = g.y0 + (float)ph * g.bin_h + ((float)iy + 0.5f) * g.bin_h / (float)g.grid_h;
-                        for (int64_t ix = 0; ix < g.grid_w; ix++) {
-                            float xx = g.x0 + (float)pw * g.bin_w + ((float)ix + 0.5f) * g.bin_w / (float)g.grid_w;
-                            int64_t idx[4];
-                            float wt[4];
-                            if (!bilinear(h, w, y, xx, idx, wt)) continue;
-                            for (int q = 0; q < 4; q++) dp[idx[q]] += gv * wt[q];
-                        }
-                    }
-                }
+            float *dp = dx + (bimg[k] * c + ch) * h * w;
+            const float *gp = node->out->grad + (k * c + ch) * nb;
+            const roi_tap *tk = taps + start[k];
+            const int64_t *fk = first + k * (nb + 1);
+            for (int64_t b = 0; b < nb; b++) {
+                float gv = gp[b];
+                for (int64_t t = fk[b]; t < fk[b + 1]; t++) dp[tk[t].idx] += gv * tk[t].w;
+            }
         }
+    free(taps);
+    free(first);
+    free(start);
+    free(bimg);
 }
 
 const nn_op_impl nn_op_roi_align_impl = {roi_align_forward, roi_align_backward};

@@ -20,11 +20,12 @@ static inline nn__wloss_saved *nn__wloss_prepare(nn_ctx *ctx, const char *op, nn
               NN_SHAPE_STR(weight, st), NN_SHAPE_STR(x, sx));
     nn__wloss_saved *s = nn__alloc(ctx, sizeof *s);
     s->target = nn__alloc(ctx, (size_t)x->numel * sizeof(float));
-    memcpy(s->target, target->data, (size_t)x->numel * sizeof(float));
+    /* nn_tensor_host: the target and weight may live on a device (copied to the host here). */
+    memcpy(s->target, nn_tensor_host(ctx, target), (size_t)x->numel * sizeof(float));
     s->weight = NULL;
     if (weight) {
         s->weight = nn__alloc(ctx, (size_t)x->numel * sizeof(float));
-        memcpy(s->weight, weight->data, (size_t)x->numel * sizeof(float));
+        memcpy(s->weight, nn_tensor_host(ctx, weight), (size_t)x->numel * sizeof(float));
     }
     if (denom > 0.0f) {
         s->denom = denom;
