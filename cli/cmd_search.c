@@ -311,6 +311,12 @@ static int search_main(int argc, char **argv) {
     cc.weight_decay = c_wd;
     cc.threads = (int)c_threads;
     cc.device = device;
+    /* An unusable device is a setting error, not a child that fails: without this check every
+     * child would be logged with reward 0 and the search would "finish". */
+    nn_ctx *probe = nn_ctx_new();
+    int device_rc = nn_ctx_set_backend(probe, device);
+    nn_ctx_free(probe);
+    if (device_rc) return cli_fail(argv[0]);
     char *desc = srch_cifar_child_describe(&cc);
     if (!desc) return cli_error(argv[0], CLI_EXIT_FAIL, "out of memory");
     dc.child_desc = desc;

@@ -313,13 +313,14 @@ static int train_main(int argc, char **argv) {
                          d.train.height, d.train.width, cfg.image_size, d.train.height);
     }
     nn_set_threads((int)threads);
-    nas_net *net;
+    nas_net *net = NULL;
     if (strcmp(device, "cpu") != 0 && ranks > 1) {
         dataset_free(&d);
         return cli_error(cmd, CLI_EXIT_USAGE, "--device %s under mpirun: data-parallel training runs on CPUs only", device);
     }
     if (nas_net_new(&cfg, NULL, NULL, (uint64_t)seed, &net) || nn_params_to_device(nas_net_params(net), device) ||
         nd_mkdirs(out)) {
+        nas_net_free(net); /* NULL when the build failed */
         dataset_free(&d);
         return cli_fail(cmd);
     }

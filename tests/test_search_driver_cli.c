@@ -52,6 +52,10 @@ Test(search_cli, usage_errors) {
     free(out);
     cr_expect_eq(cli("search --plot --out /tmp/nasdet-srch-never.png", &out), 2, "--plot needs runs");
     free(out);
+    /* An unusable device stops the search before any child (not 100 children of reward 0). */
+    cr_expect_eq(cli("search --data cifar:/tmp --out /tmp/nasdet-srch-never --device cuda:99", &out), 1);
+    cr_expect(out && strstr(out, "cuda"), "the message names the device: %s", out);
+    free(out);
     cr_expect_eq(cli("search --data cifar:/nonexistent-srch --out /tmp/nasdet-srch-never", &out), 1);
     cr_expect(out && strstr(out, "/nonexistent-srch"), "the message names the folder: %s", out);
     free(out);
