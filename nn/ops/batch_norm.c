@@ -38,6 +38,58 @@ static void dims(const nn_tensor *x, int64_t *n, int64_t *c, int64_t *hw) {
     *hw = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
 }
 
+/* The per-channel steps both forward paths share (the synchronised one sums the first two
+ * across replicas between them): the sum of x, the sum of squared deviations from the mean
+ * (two passes in double: exact enough for large N*H*W, no cancellation), the running-average
+ * update from m elements, and y = x * scale + shift with the statistics saved for backward. */
+static double channel_sum(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch) {
+    double sum = 0.0;
+    for (int64_t b = 0; b < n; b++) {
+        const float *xp = x + (b * c + ch) * hw;
+        float ps = 0.0f;
+#pragma omp simd reduction(+ : ps)
+        for (int64_t i = 0; i < hw; i++) ps += xp[i];
+        sum += ps;
+    }
+    return sum;
+}
+
+static double channel_sq_dev(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch, double mean) {
+    double sq = 0.0;
+    float fm = (float)mean;
+    for (int64_t b = 0; b < n; b++) {
+        const float *xp = x + (b * c + ch) * hw;
+        float ps = 0.0f;
+#pragma omp simd reduction(+ : ps)
+        for (int64_t i = 0; i < hw; i++) ps += (xp[i] - fm) * (xp[i] - fm);
+        sq += ps;
+    }
+    return sq;
+}
+
+static void update_running(const bn_p *p, int64_t ch, double mean, double sq, double m) {
+    if (!p->rmean) return;
+    double mom = p->momentum, unbiased = m > 1 ? sq / (m - 1) : sq / m;
+    p->rmean->data[ch] = (float)((1.0 - mom) * p->rmean->data[ch] + mom * mean);
+    p->rvar->data[ch] = (float)((1.0 - mom) * p->rvar->data[ch] + mom * unbiased);
+}
+
+static void normalize_channel(const bn_p *p, bn_saved *s, const float *x, float *y, const float *gamma,
+                              const float *beta, int64_t n, int64_t c, int64_t hw, int64_t ch, double mean,
+                              double var) {
+    float inv = (float)(1.0 / sqrt(var + p->eps));
+    s->mean[ch] = (float)mean;
+    s->invstd[ch] = inv;
+    float scale = inv * (gamma ? gamma[ch] : 1.0f);
+    float shift = (beta ? beta[ch] : 0.0f) - (float)mean * scale;
+    for (int64_t b = 0; b < n; b++) {
+        const float *xp = x + (b * c + ch) * hw;
+        float *yp = y + (b * c + ch) * hw;
+#pragma omp simd
+        for (int64_t i = 0; i < hw; i++) yp[i] = xp[i] * scale + shift;
+    }
+}
+
 /* x [N,C,H,W] or [N,C], gamma/beta [C] -> y [same] */
 static void batch_norm_forward(nn_ctx *ctx, nn_node *node) {
     const bn_p *p = NN_NODE_P(node, bn_p);
@@ -60,45 +112,15 @@ static void batch_norm_forward(nn_ctx *ctx, nn_node *node) {
     for (int64_t ch = 0; ch < c; ch++) {
         double mean, var;
         if (p->training) {
-            /* Two passes in double: exact enough for large N*H*W and no cancellation. */
-            double sum = 0.0;
-            for (int64_t b = 0; b < n; b++) {
-                const float *xp = x->data + (b * c + ch) * hw;
-                float ps = 0.0f;
-#pragma omp simd reduction(+ : ps)
-                for (int64_t i = 0; i < hw; i++) ps += xp[i];
-                sum += ps;
-            }
-            mean = sum / (double)m;
-            double sq = 0.0;
-            for (int64_t b = 0; b < n; b++) {
-                const float *xp = x->data + (b * c + ch) * hw;
-                float fm = (float)mean, ps = 0.0f;
-#pragma omp simd reduction(+ : ps)
-                for (int64_t i = 0; i < hw; i++) ps += (xp[i] - fm) * (xp[i] - fm);
-                sq += ps;
-            }
+            mean = channel_sum(x->data, n, c, hw, ch) / (double)m;
+            double sq = channel_sq_dev(x->data, n, c, hw, ch, mean);
             var = sq / (double)m;
-            if (p->rmean) {
-                double mom = p->momentum, unbiased = m > 1 ? sq / (double)(m - 1) : var;
-                p->rmean->data[ch] = (float)((1.0 - mom) * p->rmean->data[ch] + mom * mean);
-                p->rvar->data[ch] = (float)((1.0 - mom) * p->rvar->data[ch] + mom * unbiased);
-            }
+            update_running(p, ch, mean, sq, (double)m);
         } else {
             mean = p->rmean->data[ch];
             var = p->rvar->data[ch];
         }
-        float inv = (float)(1.0 / sqrt(var + p->eps));
-        s->mean[ch] = (float)mean;
-        s->invstd[ch] = inv;
-        float scale = inv * (gamma ? gamma[ch] : 1.0f);
-        float shift = (beta ? beta[ch] : 0.0f) - (float)mean * scale;
-        for (int64_t b = 0; b < n; b++) {
-            const float *xp = x->data + (b * c + ch) * hw;
-            float *yp = y + (b * c + ch) * hw;
-#pragma omp simd
-            for (int64_t i = 0; i < hw; i++) yp[i] = xp[i] * scale + shift;
-        }
+        normalize_channel(p, s, x->data, y, gamma, beta, n, c, hw, ch, mean, var);
     }
 }
 
@@ -173,56 +195,20 @@ static void bn_forward_sync(nn_ctx *ctx, nn_node *node) {
     s->invstd = nn__alloc(ctx, (size_t)c * sizeof(float));
     double *buf = nn__alloc(ctx, (size_t)(c + 1) * sizeof(double)), *mean = nn__alloc(ctx, (size_t)c * sizeof(double));
 #pragma omp parallel for schedule(static) if (x->numel > NN_PAR_MIN)
-    for (int64_t ch = 0; ch < c; ch++) {
-        double sum = 0.0;
-        for (int64_t b = 0; b < n; b++) {
-            const float *xp = x->data + (b * c + ch) * hw;
-            float ps = 0.0f;
-#pragma omp simd reduction(+ : ps)
-            for (int64_t i = 0; i < hw; i++) ps += xp[i];
-            sum += ps;
-        }
-        buf[ch] = sum;
-    }
+    for (int64_t ch = 0; ch < c; ch++) buf[ch] = channel_sum(x->data, n, c, hw, ch);
     buf[c] = (double)(n * hw);
     bn_sync_sum(buf, c + 1, bn_sync_user);
     double m = buf[c];
     for (int64_t ch = 0; ch < c; ch++) mean[ch] = buf[ch] / m;
 #pragma omp parallel for schedule(static) if (x->numel > NN_PAR_MIN)
-    for (int64_t ch = 0; ch < c; ch++) {
-        double sq = 0.0;
-        float fm = (float)mean[ch];
-        for (int64_t b = 0; b < n; b++) {
-            const float *xp = x->data + (b * c + ch) * hw;
-            float ps = 0.0f;
-#pragma omp simd reduction(+ : ps)
-            for (int64_t i = 0; i < hw; i++) ps += (xp[i] - fm) * (xp[i] - fm);
-            sq += ps;
-        }
-        buf[ch] = sq;
-    }
+    for (int64_t ch = 0; ch < c; ch++) buf[ch] = channel_sq_dev(x->data, n, c, hw, ch, mean[ch]);
     bn_sync_sum(buf, c, bn_sync_user);
     s->m_global = m;
     float *y = node->out->data;
 #pragma omp parallel for schedule(static) if (x->numel > NN_PAR_MIN)
     for (int64_t ch = 0; ch < c; ch++) {
-        double var = buf[ch] / m;
-        if (p->rmean) {
-            double mom = p->momentum, unbiased = m > 1 ? buf[ch] / (m - 1) : var;
-            p->rmean->data[ch] = (float)((1.0 - mom) * p->rmean->data[ch] + mom * mean[ch]);
-            p->rvar->data[ch] = (float)((1.0 - mom) * p->rvar->data[ch] + mom * unbiased);
-        }
-        float inv = (float)(1.0 / sqrt(var + p->eps));
-        s->mean[ch] = (float)mean[ch];
-        s->invstd[ch] = inv;
-        float scale = inv * (gamma ? gamma[ch] : 1.0f);
-        float shift = (beta ? beta[ch] : 0.0f) - (float)mean[ch] * scale;
-        for (int64_t b = 0; b < n; b++) {
-            const float *xp = x->data + (b * c + ch) * hw;
-            float *yp = y + (b * c + ch) * hw;
-#pragma omp simd
-            for (int64_t i = 0; i < hw; i++) yp[i] = xp[i] * scale + shift;
-        }
+        update_running(p, ch, mean[ch], buf[ch], m);
+        normalize_channel(p, s, x->data, y, gamma, beta, n, c, hw, ch, mean[ch], buf[ch] / m);
     }
 }
 
