@@ -65,6 +65,17 @@ extern "C" {
 
 typedef enum nas_stem { NAS_STEM_CIFAR = 0, NAS_STEM_IMAGENET = 1 } nas_stem;
 
+/* Initial convolution weights of a fresh network (loaded weights replace them either way).
+ * TF-slim: variance scaling, factor 2, FAN_OUT, truncated normal (the reference, for the
+ * paper's SGD recipe). Torch: PyTorch's default, uniform with variance 1/(3 fan_in), 2.5-5
+ * times smaller; behind batch norm the scale of a weight only sets how far Adam's fixed-size
+ * steps move it, so short Adam runs learn much faster from it (README, issue #5). Stored in
+ * the config as "conv_init": "tf-slim" | "torch" (absent in older checkpoints: tf-slim). */
+typedef enum nas_conv_init { NAS_INIT_TF_SLIM = 0, NAS_INIT_TORCH = 1 } nas_conv_init;
+/* "tf-slim" | "torch" -> value; ND_ERR_INVALID naming the choices. */
+int nas_conv_init_parse(const char *name, nas_conv_init *out);
+const char *nas_conv_init_name(nas_conv_init init);
+
 /* A network. Field names follow TF-slim's HParams. Plain data: copy by assignment. */
 typedef struct nas_net_config {
     nas_genotype genotype;
@@ -86,6 +97,7 @@ typedef struct nas_net_config {
     int64_t total_training_steps;     /* drop-path schedule length (nas_train sets it to the
                                          run's steps unless told otherwise) */
     double weight_decay;              /* TF-slim's L2: CIFAR 5e-4, Mobile 4e-5, Large 5e-5 */
+    nas_conv_init conv_init;          /* how a fresh network's convolutions start (TF-slim's) */
 } nas_net_config;
 
 /* Presets, TF-slim's configs with the built-in NASNet-A genotype:

@@ -80,7 +80,8 @@ static void join(char *out, size_t n, const char *scope, const char *sub) {
 
 /* A conv without bias: weights OIHW [cout, cin/groups, kh, kw]; out_h x out_w outputs.
  * TF-slim initialises with variance_scaling(factor 2, FAN_OUT, truncated normal); TF's fan_out
- * of a depthwise kernel [kh,kw,C,1] is kh*kw, which is our FAN_IN of [C,1,kh,kw]. */
+ * of a depthwise kernel [kh,kw,C,1] is kh*kw, which is our FAN_IN of [C,1,kh,kw]. PyTorch's
+ * default (kaiming_uniform with a = sqrt 5) is uniform with variance 1/(3 fan_in). */
 static nn_tensor *conv(builder *b, const char *sub, const char *leaf, int32_t cout, int32_t cin, int32_t groups,
                        int32_t kh, int32_t kw, int32_t out_h, int32_t out_w) {
     char sc[256], full[320];
@@ -89,7 +90,8 @@ static nn_tensor *conv(builder *b, const char *sub, const char *leaf, int32_t co
     int32_t cin_g = cin / groups;
     cost_add(b, full, (int64_t)cout * cin_g * kh * kw, (int64_t)out_h * out_w * cout * cin_g * kh * kw);
     nn_tensor *t = param(b, sc, leaf, 4, NN_SHAPE(cout, cin_g, kh, kw), 0);
-    if (t) nn_init_variance_scaling(t, 2.0, groups > 1 ? NN_FAN_IN : NN_FAN_OUT, NN_DIST_TRUNCATED_NORMAL, &b->rng);
+    if (t && b->cfg->conv_init == NAS_INIT_TORCH) nn_init_variance_scaling(t, 1.0 / 3.0, NN_FAN_IN, NN_DIST_UNIFORM, &b->rng);
+    else if (t) nn_init_variance_scaling(t, 2.0, groups > 1 ? NN_FAN_IN : NN_FAN_OUT, NN_DIST_TRUNCATED_NORMAL, &b->rng);
     return t;
 }
 

@@ -166,6 +166,7 @@ int nas_net_config_to_json(const nas_net_config *c, char **text) {
     cJSON_AddNumberToObject(o, "dense_dropout_keep_prob", c->dense_dropout_keep_prob);
     cJSON_AddNumberToObject(o, "total_training_steps", (double)c->total_training_steps);
     cJSON_AddNumberToObject(o, "weight_decay", c->weight_decay);
+    cJSON_AddStringToObject(o, "conv_init", nas_conv_init_name(c->conv_init));
     *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return *text ? ND_OK : nd_fail(ND_ERR_NOMEM, "out of memory writing a network config");
@@ -184,7 +185,7 @@ int nas_net_config_from_json(const char *text, nas_net_config *c) {
                                        "filter_scaling_rate", "num_reduction_layers", "num_classes", "image_size",
                                        "in_channels", "use_aux_head", "skip_reduction_layer_input", "bn_eps",
                                        "bn_momentum", "drop_path_keep_prob", "dense_dropout_keep_prob",
-                                       "total_training_steps", "weight_decay", NULL};
+                                       "total_training_steps", "weight_decay", "conv_init", NULL};
     cJSON *o = cJSON_Parse(text);
     if (!o || !cJSON_IsObject(o)) {
         cJSON_Delete(o);
@@ -209,6 +210,9 @@ int nas_net_config_from_json(const char *text, nas_net_config *c) {
     if (!rc && !(cJSON_IsString(stem) && (!strcmp(stem->valuestring, "cifar") || !strcmp(stem->valuestring, "imagenet"))))
         rc = nd_fail(ND_ERR_FORMAT, "network config: \"stem\": expected \"cifar\" or \"imagenet\"");
     if (!rc) c->stem = !strcmp(stem->valuestring, "imagenet") ? NAS_STEM_IMAGENET : NAS_STEM_CIFAR;
+    const cJSON *init = cJSON_GetObjectItemCaseSensitive(o, "conv_init");
+    if (!rc && init && !(cJSON_IsString(init) && !nas_conv_init_parse(init->valuestring, &c->conv_init)))
+        rc = nd_fail(ND_ERR_FORMAT, "network config: \"conv_init\": expected \"tf-slim\" or \"torch\"");
     double v[16];
     static const char *const NUMS[] = {"num_cells", "num_conv_filters", "stem_multiplier", "filter_scaling_rate",
                                        "num_reduction_layers", "num_classes", "image_size", "in_channels",
@@ -238,6 +242,15 @@ int nas_net_config_from_json(const char *text, nas_net_config *c) {
     c->weight_decay = v[15];
     return nas_net_config_validate(c);
 }
+
+int nas_conv_init_parse(const char *name, nas_conv_init *out) {
+    if (name && !strcmp(name, "tf-slim")) *out = NAS_INIT_TF_SLIM;
+    else if (name && !strcmp(name, "torch")) *out = NAS_INIT_TORCH;
+    else return nd_fail(ND_ERR_INVALID, "unknown convolution init \"%s\" (expected tf-slim or torch)", name ? name : "(null)");
+    return ND_OK;
+}
+
+const char *nas_conv_init_name(nas_conv_init init) { return init == NAS_INIT_TORCH ? "torch" : "tf-slim"; }
 
 int nas_net_config_choose(const nas_net_choice *ch, nas_net_config *cfg) {
     const char *arch = ch->arch;

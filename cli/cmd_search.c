@@ -183,7 +183,8 @@ int cli_cmd_search(int argc, char **argv) {
 }
 
 static int search_main(int argc, char **argv) {
-    const char *data = NULL, *out = NULL, *strategy = "ppo", *space = "nasnet-a", *c_optimizer = "sgd", *device = "cpu";
+    const char *data = NULL, *out = NULL, *strategy = "ppo", *space = "nasnet-a", *c_optimizer = "sgd", *c_init = "tf-slim",
+               *device = "cpu";
     int64_t children = 100, batch = 20, seed = 1, hidden = 100, top_k = 25, stop_after = 0;
     int64_t c_epochs = 1, c_steps = 0, c_n = 2, c_f = 8, c_batch = 64, c_subset = 0, c_val = 5000, c_val_subset = 0;
     int64_t c_threads = 0, ppo_epochs = 4, max_attempts = 3;
@@ -212,6 +213,8 @@ static int search_main(int argc, char **argv) {
         {"child-val-subset", ND_OPT_INT, &c_val_subset, "validation images scored per child (0: all)", NULL, "n"},
         {"child-lr", ND_OPT_DOUBLE, &c_lr, "child: initial learning rate (cosine to 0)", NULL, "LR"},
         {"child-optimizer", ND_OPT_CHOICE, &c_optimizer, "child: SGD (Nesterov momentum 0.9) or Adam", "sgd|adam", NULL},
+        {"child-init", ND_OPT_CHOICE, &c_init, "child: initial conv weights (see nasdet train --init)",
+         "tf-slim|torch", NULL},
         {"child-wd", ND_OPT_DOUBLE, &c_wd, "child: weight decay", NULL, "WD"},
         {"threads", ND_OPT_INT, &c_threads, "threads for child training (0: all cores)", NULL, "T"},
         {"device", ND_OPT_STRING, &device, "where children train: cpu, cuda or cuda:N (needs a CUDA=1 build)", NULL, "DEV"},
@@ -308,6 +311,7 @@ static int search_main(int argc, char **argv) {
     cc.val_subset = c_val_subset;
     cc.adam = !strcmp(c_optimizer, "adam");
     cc.lr = c_lr;
+    nas_conv_init_parse(c_init, &cc.conv_init); /* the option parser allows only valid names */
     cc.weight_decay = c_wd;
     cc.threads = (int)c_threads;
     cc.device = device;

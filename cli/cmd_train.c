@@ -223,7 +223,7 @@ int cli_cmd_train(int argc, char **argv) {
 
 static int train_main(int argc, char **argv) {
     const char *cmd = argv[0];
-    const char *arch = NULL, *genotype = NULL, *stem = NULL, *data = NULL, *out = NULL, *optimizer = "sgd";
+    const char *arch = NULL, *genotype = NULL, *stem = NULL, *data = NULL, *out = NULL, *optimizer = "sgd", *init = "tf-slim";
     const char *checkpoint = NULL, *device = "cpu";
     int64_t N = 0, F = 0, input = 0, classes = 0, epochs = 600, steps = 0, batch = 32, cutout = 0, pad = 4, seed = 1,
             threads = 0, eval_every = 1, train_limit = 0, test_limit = 0, loader_threads = 1;
@@ -246,6 +246,9 @@ static int train_main(int argc, char **argv) {
         {"batch", ND_OPT_INT, &batch, "batch size", NULL, "B"},
         {"lr", ND_OPT_DOUBLE, &lr, "initial learning rate (single cosine period to 0)", NULL, "LR"},
         {"wd", ND_OPT_DOUBLE, &wd, "weight decay (-1: the preset's, 5e-4 for CIFAR)", NULL, "WD"},
+        {"init", ND_OPT_CHOICE, &init,
+         "initial conv weights: TF-slim's variance scaling, or PyTorch's smaller default (faster with Adam)",
+         "tf-slim|torch", NULL},
         {"drop-path-keep", ND_OPT_DOUBLE, &keep, "ScheduledDropPath keep probability (-1: the preset's)", NULL, "P"},
         {"aux-weight", ND_OPT_DOUBLE, &aux_weight, "aux head loss weight", NULL, "W"},
         {"cutout", ND_OPT_INT, &cutout, "cutout square side (16 for CIFAR-10; 0: off)", NULL, "PX"},
@@ -303,7 +306,7 @@ static int train_main(int argc, char **argv) {
     nas_net_choice ch = {arch, genotype, stem, (int32_t)N, (int32_t)F, (int32_t)input,
                          (int32_t)(classes > 0 ? classes : d.classes), no_aux ? 0 : -1};
     nas_net_config cfg;
-    if (nas_net_config_choose(&ch, &cfg)) {
+    if (nas_net_config_choose(&ch, &cfg) || nas_conv_init_parse(init, &cfg.conv_init)) {
         dataset_free(&d);
         return cli_fail(cmd);
     }

@@ -40,6 +40,11 @@ char *srch_cifar_child_describe(const srch_cifar_child_config *c) {
              ",\"val\":%" PRId64 ",\"val_subset\":%" PRId64 ",\"optimizer\":\"%s\",\"lr\":%.17g,\"weight_decay\":%.17g}",
              c->n_cells, c->filters, c->batch, c->epochs, c->steps, c->train_subset, c->val, c->val_subset,
              c->adam ? "adam" : "sgd", c->lr, c->weight_decay);
+    /* Named only when not the default, so that runs started before the option resume. */
+    if (c->conv_init != NAS_INIT_TF_SLIM) {
+        size_t n = strlen(text);
+        snprintf(text + n - 1, 512 - (n - 1), ",\"init\":\"%s\"}", nas_conv_init_name(c->conv_init));
+    }
     return text;
 }
 
@@ -95,6 +100,7 @@ static int cifar_train(void *user, const nas_genotype *g, uint64_t seed, srch_re
     nc.use_aux_head = 0;           /* a few epochs: the aux head only slows the child */
     nc.drop_path_keep_prob = 1.0;  /* regularisation for long runs; off for short children */
     nc.weight_decay = c->cfg.weight_decay;
+    nc.conv_init = c->cfg.conv_init;
     nas_cost cost;
     memset(&cost, 0, sizeof cost);
     rc = nas_net_cost(&nc, 0, &cost);

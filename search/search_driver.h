@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "backbone/nasnet.h"
+#include "backbone/nasnet_net.h"
 #include "common/progress.h"
 #include "common/rng.h"
 #include "nn/nn.h"
@@ -189,6 +190,7 @@ typedef struct srch_cifar_child_config {
     int adam;               /* 0: SGD with Nesterov momentum 0.9; 1: Adam (betas 0.9, 0.999) */
     double lr;              /* initial learning rate of the cosine schedule */
     double weight_decay;
+    nas_conv_init conv_init;  /* NAS_INIT_TF_SLIM or NAS_INIT_TORCH */
     int threads;            /* kernel threads (0: all cores) */
     const char *device;     /* where children train: NULL or "cpu", "cuda", "cuda:N" (borrowed) */
 } srch_cifar_child_config;

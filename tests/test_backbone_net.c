@@ -138,6 +138,20 @@ Test(backbone_net, names_shapes_prefix_and_seeded_init) {
     nn_tensor *fc = nn_params_get(nas_net_params(n2), "final_layer/FC/weights");
     cr_assert_not_null(fc);
     for (int64_t i = 0; i < fc->numel; i++) cr_assert_eq(fc->data[i], 0.0f);
+    /* PyTorch's default: uniform in +-1/sqrt(fan_in), fan_in = 3 * 3 * 3 for the stem. */
+    nas_net_config ct = c;
+    ct.conv_init = NAS_INIT_TORCH;
+    nas_net *n4;
+    cr_assert_eq(nas_net_new(&ct, NULL, NULL, 7, &n4), 0);
+    nn_tensor *s4 = nn_params_get(nas_net_params(n4), "l1_stem_3x3/weights");
+    double var4 = 0, bound = 1.0 / sqrt(27.0);
+    for (int64_t i = 0; i < s4->numel; i++) {
+        cr_assert(fabsf(s4->data[i]) <= bound + 1e-6, "torch init %g outside +-%g", s4->data[i], bound);
+        var4 += (double)s4->data[i] * s4->data[i];
+    }
+    var4 /= (double)s4->numel;
+    cr_expect(var4 > 0.6 / 81 && var4 < 1.5 / 81, "torch stem weight variance %g, expected 1/81", var4);
+    nas_net_free(n4);
     nas_net_free(n2);
     nas_net_free(n3);
     nas_net_free(net);
@@ -171,6 +185,18 @@ Test(backbone_net, config_validation_and_json_round_trip) {
     cr_expect_eq(nas_net_config_from_json(bad, &back), ND_ERR_FORMAT);
     cr_expect(strstr(nd_last_error(), "num_cels") != NULL, "%s", nd_last_error());
     cr_expect_neq(nas_net_config_from_json("[1,2]", &back), 0);
+    /* conv_init round-trips, and a config written before it existed reads as tf-slim. */
+    l.conv_init = NAS_INIT_TORCH;
+    char *j3;
+    cr_assert_eq(nas_net_config_to_json(&l, &j3), 0);
+    cr_assert_eq(nas_net_config_from_json(j3, &back), 0, "%s", nd_last_error());
+    cr_expect_eq(back.conv_init, NAS_INIT_TORCH);
+    char *key = strstr(j3, ",\"conv_init\":\"torch\"");
+    cr_assert_not_null(key, "%s", j3);
+    memmove(key, key + strlen(",\"conv_init\":\"torch\""), strlen(key + strlen(",\"conv_init\":\"torch\"")) + 1);
+    cr_assert_eq(nas_net_config_from_json(j3, &back), 0, "%s", nd_last_error());
+    cr_expect_eq(back.conv_init, NAS_INIT_TF_SLIM);
+    free(j3);
     free(bad);
     free(j1);
 
