@@ -12,6 +12,7 @@
 # CUDA=1 (GPU backend, nn/cuda), MPI=1 (distributed search and training, Open MPI).
 # Each switch combination builds in its own folder, so a SAN=1 build never mixes objects with
 # a release one. BUILD=dir overrides the folder (helpers working side by side use their own).
+# CUDA=1 MPI=1 also looks for NCCL (NCCL=0 leaves it out; see dist/grad_sync_nccl.c).
 
 VERSION := $(shell cat VERSION)
 PREFIX  ?= /usr/local
@@ -25,6 +26,9 @@ ifeq ($(SAN),1)
   BIN   ?= $(BUILD)/bin
 else ifeq ($(DEBUG),1)
   BUILD ?= build/debug
+  BIN   ?= $(BUILD)/bin
+else ifeq ($(CUDA)$(MPI),11)
+  BUILD ?= build/cuda-mpi
   BIN   ?= $(BUILD)/bin
 else ifeq ($(CUDA),1)
   BUILD ?= build/cuda
@@ -80,6 +84,29 @@ endif
 ifeq ($(MPI),1)
   CC       := mpicc
   CPPFLAGS += -DNASDET_USE_MPI
+endif
+# NCCL: data-parallel gradients averaged on the GPUs (dist/grad_sync_nccl.c), in CUDA=1 MPI=1 builds
+# where nccl.h and libnccl are found (NCCL=0 leaves it out). Without it, GPU gradients go through
+# host memory and MPI_Allreduce.
+ifeq ($(CUDA)$(MPI),11)
+  NCCL_INC    := $(firstword $(foreach d,$(CUDA_HOME)/include /usr/include,$(if $(wildcard $(d)/nccl.h),$(d))))
+  NCCL_LIBDIR := $(firstword $(foreach d,$(CUDA_HOME)/lib64 /usr/lib/x86_64-linux-gnu,$(if $(wildcard $(d)/libnccl.so),$(d))))
+  NCCL_FOUND  := $(if $(and $(NCCL_INC),$(NCCL_LIBDIR)),1)
+  ifeq ($(NCCL_FOUND)$(filter 0,$(NCCL)),1)
+    CPPFLAGS += -DNASDET_USE_NCCL $(if $(filter $(CUDA_HOME)/include,$(NCCL_INC)),,-I$(NCCL_INC))
+    LDFLAGS  += $(if $(filter $(CUDA_HOME)/lib64,$(NCCL_LIBDIR)),,-L$(NCCL_LIBDIR) -Wl,-rpath,$(NCCL_LIBDIR))
+    LDLIBS   += -lnccl
+  endif
+  NCCL_VERSION := $(if $(NCCL_FOUND),$(shell sed -n 's/^.define NCCL_\(MAJOR\|MINOR\|PATCH\) *\([0-9]*\).*/\2/p' $(NCCL_INC)/nccl.h | paste -sd.))
+  ifneq ($(MAKECMDGOALS),clean)
+    ifeq ($(NCCL_FOUND),)
+      $(info NCCL: NOT FOUND (nccl.h, libnccl.so in $(CUDA_HOME) or /usr): data-parallel GPU gradients go through host memory)
+    else ifeq ($(NCCL),0)
+      $(info NCCL: $(NCCL_VERSION) found, left out (NCCL=0): data-parallel GPU gradients go through host memory)
+    else
+      $(info NCCL: $(NCCL_VERSION) in $(NCCL_INC): data-parallel gradients averaged on the GPUs)
+    endif
+  endif
 endif
 
 MODULES  := common nn nn/ops backbone detector search coco eval dist

@@ -30,8 +30,10 @@ static const char *const description =
     "`nasdet classify`) and result.json (final test accuracy).\n"
     "Under mpirun (a `make MPI=1` build) with K processes, training is data-parallel: --batch is the\n"
     "global batch, each rank trains on its 1/K of every batch, gradients are averaged with one\n"
-    "MPI_Allreduce per step, and rank 0 writes RUN/. Batch-norm statistics are per rank unless\n"
-    "--sync-bn.";
+    "allreduce per step, and rank 0 writes RUN/. Batch-norm statistics are per rank unless\n"
+    "--sync-bn. With --device cuda each rank takes GPU (node-local rank mod GPUs) unless cuda:N\n"
+    "names one; gradients go through NCCL on the GPUs where the build has it, else MPI via host\n"
+    "memory.";
 
 static volatile int g_stop = 0;
 static void on_signal(int sig) {
@@ -317,10 +319,8 @@ static int train_main(int argc, char **argv) {
     }
     nn_set_threads((int)threads);
     nas_net *net = NULL;
-    if (strcmp(device, "cpu") != 0 && ranks > 1) {
-        dataset_free(&d);
-        return cli_error(cmd, CLI_EXIT_USAGE, "--device %s under mpirun: data-parallel training runs on CPUs only", device);
-    }
+    char rank_device[32];
+    device = dist_pick_device(device, rank_device, sizeof rank_device); /* one GPU per rank under mpirun */
     if (nas_net_new(&cfg, NULL, NULL, (uint64_t)seed, &net) || nn_params_to_device(nas_net_params(net), device) ||
         nd_mkdirs(out)) {
         nas_net_free(net); /* NULL when the build failed */
@@ -340,8 +340,10 @@ static int train_main(int argc, char **argv) {
     }
     /* Data-parallel: the same weights everywhere, this rank's shard, averaged gradients. */
     dist_grad_sync *gs = NULL;
+    char devices[1024] = "";
     if (!rc && ranks > 1) rc = dist_bcast_params(nas_net_params(net), 0);
     if (!rc && ranks > 1) rc = dist_grad_sync_new(nas_net_params(net), &gs);
+    if (!rc && ranks > 1) rc = dist_describe_devices(device, devices, sizeof devices);
     if (gs) dist_grad_sync_set_stop(gs, &g_stop);
 
     nas_train_opts o;
@@ -411,6 +413,9 @@ static int train_main(int argc, char **argv) {
                     (long long)(te.count ? te.count : te.src->count), (long long)total,
                     ranks > 1 ? (sync_bn ? ", data-parallel over MPI ranks, synchronised BN"
                                          : ", data-parallel over MPI ranks") : "");
+        if (rank0 && gs)
+            fprintf(stderr, "data-parallel: %d ranks on %s; gradients: %s\n", ranks, devices,
+                    dist_grad_sync_method(gs));
         rc = nas_train(net, &tr, &te, &o, &res);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);

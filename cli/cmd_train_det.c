@@ -134,7 +134,9 @@ static int train_det_main(int argc, char **argv) {
                   "saved in the model). RUN/model.safetensors is all `nasdet detect --model` needs.\n"
                   "Under mpirun (a `make MPI=1` build) with K processes, training is data-parallel: --batch is\n"
                   "the global batch, each rank trains on its share of every batch, gradients are averaged with\n"
-                  "one MPI_Allreduce per step, rank 0 writes RUN/; stop with --max-steps (not --time-limit).",
+                  "one allreduce per step, rank 0 writes RUN/; stop with --max-steps (not --time-limit). With\n"
+                  "--device cuda each rank takes GPU (node-local rank mod GPUs) unless cuda:N names one;\n"
+                  "gradients go through NCCL on the GPUs where the build has it, else MPI via host memory.",
                   opts, nopts, &args, &code))
         return code;
     const char *cmd = argv[0];
@@ -276,16 +278,23 @@ static int train_det_main(int argc, char **argv) {
     o.checkpoint_every = ckpt_every;
     o.adam = strcmp(optim, "adam") == 0;
     o.progress = dist_rank() == 0 ? stdout : NULL;
-    if (strcmp(device, "cpu") != 0 && dist_size() > 1) {
-        rc = nd_fail(ND_ERR_UNSUPPORTED, "--device %s under mpirun: data-parallel training runs on CPUs only", device);
-        goto fail;
-    }
+    char rank_device[32];
+    device = dist_pick_device(device, rank_device, sizeof rank_device); /* one GPU per rank under mpirun */
     if ((rc = nn_params_to_device(det_model_params(m), device))) goto fail;
     dist_grad_sync *gs = NULL;
     if (dist_size() > 1) {
         /* Data-parallel: the same weights everywhere, this rank's share, averaged gradients. */
-        if ((rc = dist_bcast_params(det_model_params(m), 0)) || (rc = dist_grad_sync_new(det_model_params(m), &gs)))
+        char devices[1024];
+        if ((rc = dist_bcast_params(det_model_params(m), 0)) || (rc = dist_grad_sync_new(det_model_params(m), &gs)) ||
+            (rc = dist_describe_devices(device, devices, sizeof devices))) {
+            dist_grad_sync_free(gs);
             goto fail;
+        }
+        if (dist_rank() == 0) {
+            printf("train-det: data-parallel over %d ranks on %s; gradients: %s\n", dist_size(), devices,
+                   dist_grad_sync_method(gs));
+            fflush(stdout);
+        }
         o.shard_rank = dist_rank(), o.shard_count = dist_size();
         o.grad_sync = dist_grad_sync_cb, o.grad_sync_user = gs;
         o.no_writes = dist_rank() != 0;

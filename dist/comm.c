@@ -13,6 +13,7 @@
 #endif
 
 static int g_rank = 0, g_size = 1, g_inited = 0, g_abandon = 0;
+static int g_local_rank = -1; /* dist_local_rank, once known */
 
 void dist__abandon_at_finalize(int lost) { g_abandon = lost; }
 
@@ -91,6 +92,7 @@ void dist_finalize(void) {
     g_inited = 0;
     g_rank = 0;
     g_size = 1;
+    g_local_rank = -1;
 }
 
 int dist_barrier(void) {
@@ -155,21 +157,109 @@ int dist_bcast_params(nn_params *ps, int root) {
     }
     free(sizes);
     free(theirs);
+    /* A device store goes through a host buffer: download on the root, upload elsewhere (MPI needs
+     * no GPU support). */
+    int device = strcmp(nn_params_device(ps), "cpu") != 0;
+    nn_ctx *ctx = NULL;
+    float *stage = NULL;
+    if (!rc && device) {
+        int64_t most = 0;
+        for (int64_t i = 0; i < count; i++)
+            if (nn_params_at(ps, i)->numel > most) most = nn_params_at(ps, i)->numel;
+        ctx = nn_ctx_new_like(ps);
+        if (!(stage = malloc(sizeof(float) * (size_t)(most ? most : 1))))
+            rc = nd_fail(ND_ERR_NOMEM, "out of memory for a %lld-float broadcast buffer", (long long)most);
+    }
     for (int64_t i = 0; !rc && i < count; i++) {
         nn_tensor *t = nn_params_at(ps, i);
+        float *p = device ? stage : t->data;
+        if (device && g_rank == root) {
+            memcpy(stage, nn_tensor_host(ctx, t), sizeof(float) * (size_t)t->numel);
+            nn_ctx_reset(ctx);
+        }
         for (int64_t off = 0; !rc && off < t->numel;) {
             int chunk = t->numel - off > (1 << 30) ? (1 << 30) : (int)(t->numel - off);
-            if (MPI_Bcast(t->data + off, chunk, MPI_FLOAT, root, MPI_COMM_WORLD) != MPI_SUCCESS)
+            if (MPI_Bcast(p + off, chunk, MPI_FLOAT, root, MPI_COMM_WORLD) != MPI_SUCCESS)
                 rc = nd_fail(ND_ERR_COMM, "MPI_Bcast of %s failed", t->name);
             off += chunk;
         }
+        if (!rc && device && g_rank != root) nn_tensor_set(ctx, t, stage);
     }
+    free(stage);
+    nn_ctx_free(ctx);
     return rc;
 #else
     (void)count;
     (void)root;
     return ND_OK; /* one rank holds the only copy */
 #endif
+}
+
+/* ---- devices: one GPU per rank ------------------------------------------------------------------ */
+
+int dist_local_rank(void) {
+#ifdef NASDET_USE_MPI
+    if (g_size <= 1) return 0;
+    if (g_local_rank >= 0) return g_local_rank;
+    MPI_Comm node;
+    int r = -1;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        if (MPI_Comm_rank(node, &r) != MPI_SUCCESS) r = -1;
+        MPI_Comm_free(&node);
+    }
+    if (r < 0) {
+        const char *v = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+        r = v ? atoi(v) : 0;
+    }
+    g_local_rank = r < 0 ? 0 : r;
+    return g_local_rank;
+#else
+    return 0;
+#endif
+}
+
+const char *dist_pick_device(const char *requested, char *out, size_t size) {
+    snprintf(out, size, "%s", requested);
+    if (strcmp(requested, "cuda") != 0 || g_size <= 1) return out;
+    int local = dist_local_rank(); /* collective: before anything that may differ between ranks */
+    int gpus = nn_cuda_device_count();
+    if (gpus > 0) snprintf(out, size, "cuda:%d", local % gpus);
+    return out;
+}
+
+int dist_describe_devices(const char *device, char *out, size_t size) {
+    if (size == 0) return ND_OK;
+    out[0] = '\0';
+#ifdef NASDET_USE_MPI
+    if (g_size > 1) {
+        enum { WIDTH = 96 };
+        char mine[WIDTH] = "", host[MPI_MAX_PROCESSOR_NAME] = "";
+        int len = 0;
+        MPI_Get_processor_name(host, &len);
+        snprintf(mine, sizeof mine, "%s@%s", device, host);
+        char *all = g_rank == 0 ? malloc((size_t)g_size * WIDTH) : NULL;
+        /* Returning would leave the other ranks waiting in the gather: stop here, as nn does. */
+        ND_ASSERT(g_rank != 0 || all, "out of memory for the ranks' device names");
+        if (MPI_Gather(mine, WIDTH, MPI_CHAR, all, WIDTH, MPI_CHAR, 0, MPI_COMM_WORLD) != MPI_SUCCESS) {
+            free(all);
+            return nd_fail(ND_ERR_COMM, "MPI_Gather of the ranks' devices failed");
+        }
+        size_t used = 0;
+        for (int i = 0; all && i < g_size; i++) {
+            const char *row = all + (size_t)i * WIDTH;
+            int w = snprintf(out + used, size - used, "%s%.*s", i ? ", " : "", WIDTH, row);
+            if (w < 0 || (size_t)w >= size - used) {
+                if (size >= 4) strcpy(out + size - 4, "...");
+                break;
+            }
+            used += (size_t)w;
+        }
+        free(all);
+        return ND_OK;
+    }
+#endif
+    snprintf(out, size, "%s", device);
+    return ND_OK;
 }
 
 /* ---- synchronised batch norm ----------------------------------------------------------------- */

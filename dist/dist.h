@@ -12,6 +12,7 @@
 #ifndef DIST_DIST_H
 #define DIST_DIST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "nn/nn.h"
@@ -39,9 +40,24 @@ int dist_barrier(void);
 /* In place, across all ranks: buf[i] = sum over ranks of buf[i]. 0 or ND_ERR_COMM. */
 int dist_allreduce_sum(double *buf, int64_t n);
 /* Copy every tensor of the store (parameters and buffers) from rank `root` to the others, in
- * one message per tensor. The stores must have the same tensors in the same order (checked:
- * ND_ERR_INVALID naming the first tensor that differs in size). */
+ * one message per tensor (through host memory for a device store). The stores must have the same
+ * tensors in the same order (checked: ND_ERR_INVALID naming the first tensor that differs in
+ * size). */
 int dist_bcast_params(nn_params *ps, int root);
+/* This rank's place among the ranks of its node (MPI_Comm_split_type, shared memory; Open MPI's
+ * OMPI_COMM_WORLD_LOCAL_RANK if that split fails): 0 without MPI or with one rank. Collective the
+ * first time (every rank calls it), then remembered. */
+int dist_local_rank(void);
+/* The device a rank trains on for a `--device` value: with several ranks, "cuda" becomes "cuda:L"
+ * with L = the local rank modulo the GPUs this process sees, so that the ranks of a node spread
+ * over its GPUs, one each while there are enough; anything else ("cpu", "emulated", an explicit
+ * "cuda:N", "cuda" with one rank or no GPU) is kept as given. Writes into out (size bytes) and
+ * returns out. Collective for "cuda" (every rank calls it with the same value). */
+const char *dist_pick_device(const char *requested, char *out, size_t size);
+/* On rank 0, every rank's device and node in rank order ("cuda:0@node1, cuda:1@node1"; with one
+ * rank, just `device`), into out (size bytes; cut with "..." when longer); other ranks get "".
+ * Collective. 0 or ND_ERR_COMM. */
+int dist_describe_devices(const char *device, char *out, size_t size);
 
 /* ======================================================================================
  * Section 2: data-parallel training
@@ -49,23 +65,35 @@ int dist_bcast_params(nn_params *ps, int root);
  * Each rank computes the gradient of the mean loss over its shard of the global batch; the
  * mean of those gradients over K ranks is the gradient of the mean loss over the whole batch.
  * dist_grad_sync packs every trainable parameter's gradient into one float buffer, sums it with
- * one MPI_Allreduce, and writes back sum / K. Call it after the backward pass and before
- * gradient clipping and the optimizer step: every rank then clips and steps identically, so
- * the weights stay the same on every rank (broadcast them once at the start).
+ * one allreduce, and writes back sum / K. Call it after the backward pass and before gradient
+ * clipping and the optimizer step: every rank then clips and steps identically, so the weights
+ * stay the same on every rank (broadcast them once at the start).
+ *
+ * The store may live on any device. On GPUs, in a build with NCCL (make CUDA=1 MPI=1 where NCCL
+ * is installed) and with a GPU per rank, the buffer stays on the device and the sum is one
+ * ncclAllReduce; otherwise it is host memory and one MPI_Allreduce (device gradients are copied
+ * down and up again, so MPI needs no GPU support). NASDET_NCCL=0 in the environment keeps GPU
+ * gradients on the host path.
  * ====================================================================================== */
 
 typedef struct dist_grad_sync dist_grad_sync;
 
-/* A syncer for the trainable parameters of `ps` (borrowed; its tensors must not change). With
- * one rank the sync does nothing. ND_ERR_NOMEM. */
+/* A syncer for the trainable parameters of `ps` (borrowed; its tensors must not change; move it
+ * to its device first). With one rank the sync does nothing. Collective with several ranks (the
+ * ranks agree on the NCCL path). ND_ERR_NOMEM; ND_ERR_COMM / ND_ERR_DEVICE when setting NCCL up
+ * fails (the message names the call). */
 int dist_grad_sync_new(nn_params *ps, dist_grad_sync **out);
 void dist_grad_sync_free(dist_grad_sync *s); /* NULL does nothing */
-/* Average the gradients across ranks (see above). 0 or ND_ERR_COMM. */
+/* Average the gradients across ranks (see above). 0, ND_ERR_COMM, or ND_ERR_DEVICE (NCCL path). */
 int dist_grad_sync_run(dist_grad_sync *s);
-/* Seconds spent in dist_grad_sync_run (pack, allreduce, unpack) and the number of calls. */
+/* Seconds spent averaging (pack, allreduce, unpack; on the NCCL path the device time they take)
+ * and the number of calls. */
 double dist_grad_sync_seconds(const dist_grad_sync *s, int64_t *calls);
 /* Elements sent per call (the sum of the trainable parameters' sizes). */
 int64_t dist_grad_sync_numel(const dist_grad_sync *s);
+/* How the gradients travel, for the log: "MPI_Allreduce", "NCCL 2.28.9 ncclAllReduce on the
+ * GPUs", or "MPI_Allreduce over host copies of the cuda gradients (no NCCL: <why>)". */
+const char *dist_grad_sync_method(const dist_grad_sync *s);
 /* A stop flag (a signal handler's) shared across ranks: each sync sends it along with the
  * gradients, and when any rank's is set every rank's becomes 1, so that all stop after the
  * same step instead of waiting forever for each other. NULL: none. */
@@ -77,8 +105,9 @@ int dist_grad_sync_cb(nn_params *ps, void *user);
  * mean and variance over the whole global batch (its per-channel sums are summed across ranks)
  * and its backward pass sums the per-channel gradient terms across ranks, as PyTorch's
  * SyncBatchNorm; running statistics then agree on every rank. All ranks must run the same
- * batch-norm layers in the same order. Off by default (statistics per rank). 0, or
- * ND_ERR_UNSUPPORTED without MPI when on != 0. */
+ * batch-norm layers in the same order. On a GPU the per-channel sums are copied to the host for
+ * the MPI_Allreduce and back (a few hundred bytes per layer). Off by default (statistics per
+ * rank). 0, or ND_ERR_UNSUPPORTED without MPI when on != 0. */
 int dist_sync_bn(int on);
 
 /* ======================================================================================

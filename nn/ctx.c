@@ -221,6 +221,14 @@ int nn_cuda_device_count(void) {
 #endif
 }
 
+void *nn_cuda_stream(void) {
+#ifdef NN_USE_CUDA
+    return nn__cuda_stream_handle();
+#else
+    return NULL;
+#endif
+}
+
 void nn_ctx_sync(nn_ctx *ctx) {
 #ifdef NN_USE_CUDA
     if (ctx->backend == &nn_backend_cuda) nn__cuda_sync();

@@ -173,6 +173,10 @@ int nn_ctx_set_backend(nn_ctx *ctx, const char *name);
 void nn_ctx_sync(nn_ctx *ctx);
 /* Number of usable CUDA devices: 0 in a CPU build or when none answers. */
 int nn_cuda_device_count(void);
+/* The CUDA stream (a cudaStream_t) on which every kernel, copy and optimizer step of this process
+ * is queued once a GPU is selected; NULL before that and in a CPU build. Device work queued outside
+ * nn/ on it (dist/'s NCCL allreduce) stays in order with nn's without a device-wide wait. */
+void *nn_cuda_stream(void);
 const char *nn_ctx_backend(const nn_ctx *ctx);
 /* A new ctx on the device that holds ps's tensors (nn_params_to_device): what a training or
  * inference loop over a model wants. Never fails once the store is on its device. */
@@ -379,8 +383,13 @@ int64_t nn_params_step(const nn_params *ps);
  * ND_ERR_UNSUPPORTED / ND_ERR_DEVICE / ND_ERR_INVALID as nn_ctx_set_backend; the store is then
  * unchanged. */
 int nn_params_to_device(nn_params *ps, const char *device);
-/* "cpu" or "cuda". */
+/* "cpu", "cuda", or "emulated" (host memory taken down the device path, for tests). */
 const char *nn_params_device(const nn_params *ps);
+/* Data-parallel averaging (dist/): every trainable parameter's gradient, in store order, copied
+ * into (get) or out of (set) one host buffer of nn_params_numel(ps) floats, wherever the store
+ * lives: one download or upload per tensor for a device store, done when the call returns. */
+void nn_params_grads_get(const nn_params *ps, float *host);
+void nn_params_grads_set(nn_params *ps, const float *host);
 
 /* ---- initialisers (from a seeded nd_rng; deterministic) ----------------------------------- */
 

@@ -43,6 +43,10 @@ typedef struct nn_node {
 #define NN_NODE_P(node, type) ((type *)(void *)(node)->p)
 #define NN_NODE_PARAMS_FIT(type) _Static_assert(sizeof(type) <= NN_NODE_PARAM_BYTES, #type " too large")
 
+/* The replica sum of synchronised batch norm (nn_set_batch_norm_sync) and its user pointer, or NULL
+ * when off: a device backend's batch-norm kernels stage their per-channel sums through it. */
+nn_replica_sum_fn nn__batch_norm_sync(void **user);
+
 /* An op's CPU implementation: forward fills node->out (already allocated by the constructor);
  * backward reads node->out->grad and accumulates into its inputs' gradients via nn__grad. */
 typedef struct nn_op_impl {
@@ -178,6 +182,8 @@ extern const nn_backend nn_backend_cuda;
 int nn__cuda_select(const char *spec);
 int nn__cuda_device_count(void);
 void nn__cuda_sync(void);
+/* The process's stream as a cudaStream_t, NULL before nn__cuda_select (nn_cuda_stream). */
+void *nn__cuda_stream_handle(void);
 /* Global sum of squares: begin, add each tensor, end reads the total (one synchronisation). */
 void nn__cuda_sumsq_begin(void);
 void nn__cuda_sumsq_add(const float *x, int64_t n);

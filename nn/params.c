@@ -203,6 +203,30 @@ int nn_params_to_device(nn_params *ps, const char *device) {
 
 const char *nn_params_device(const nn_params *ps) { return ps->be->name; }
 
+void nn_params_grads_get(const nn_params *ps, float *host) {
+    int64_t off = 0;
+    for (int64_t i = 0; i < ps->n; i++) {
+        const nn_param *p = ps->items[i];
+        if (p->flags & NN_PARAM_BUFFER) continue;
+        size_t bytes = (size_t)p->t.numel * sizeof(float);
+        if (p->t.grad)
+            ps->be->download(host + off, p->t.grad, bytes);
+        else
+            memset(host + off, 0, bytes);
+        off += p->t.numel;
+    }
+}
+
+void nn_params_grads_set(nn_params *ps, const float *host) {
+    int64_t off = 0;
+    for (int64_t i = 0; i < ps->n; i++) {
+        nn_param *p = ps->items[i];
+        if (p->flags & NN_PARAM_BUFFER) continue;
+        if (p->t.grad) ps->be->upload(p->t.grad, host + off, (size_t)p->t.numel * sizeof(float));
+        off += p->t.numel;
+    }
+}
+
 nn_ctx *nn_ctx_new_like(const nn_params *ps) {
     nn_ctx *ctx = nn_ctx_new();
     /* The store's device was selected when it moved there: the switch cannot fail. */

@@ -158,3 +158,28 @@ Test(nn_backend, host_access_and_names) {
     cr_expect_eq(nn_tensor_to_host(ctx, hn), hn);
     nn_ctx_free(ctx);
 }
+
+/* The packed gradients of data-parallel averaging (dist/): store order, trainable tensors only,
+ * the same on the host and through the device path; set writes them back. */
+Test(nn_backend, gradients_as_one_host_buffer) {
+    for (int k = 0; k < 2; k++) {
+        nn_params *ps = nn_params_new();
+        nn_tensor *a = nn_params_add(ps, "a", 1, NN_SHAPE(3), 0);
+        nn_params_add(ps, "running", 1, NN_SHAPE(4), NN_PARAM_BUFFER);
+        nn_tensor *b = nn_params_add(ps, "b", 2, NN_SHAPE(2, 2), 0);
+        for (int i = 0; i < 3; i++) a->grad[i] = (float)(i + 1);
+        for (int i = 0; i < 4; i++) b->grad[i] = (float)(-10 - i);
+        if (k) cr_assert_eq(nn_params_to_device(ps, "emulated"), 0);
+        cr_assert_eq(nn_params_numel(ps), 7);
+        float g[7] = {0}, want[7] = {1, 2, 3, -10, -11, -12, -13};
+        nn_params_grads_get(ps, g);
+        cr_expect_eq(memcmp(g, want, sizeof g), 0, "%s: packed gradients", nn_params_device(ps));
+        for (int i = 0; i < 7; i++) g[i] *= 0.5f;
+        nn_params_grads_set(ps, g);
+        nn_ctx *ctx = nn_ctx_new_like(ps);
+        cr_expect_float_eq(nn_tensor_host_grad(ctx, a)[2], 1.5f, 0.0f);
+        cr_expect_float_eq(nn_tensor_host_grad(ctx, b)[3], -6.5f, 0.0f);
+        nn_ctx_free(ctx);
+        nn_params_free(ps);
+    }
+}

@@ -94,6 +94,8 @@ void nn__cuda_sync(void) {
     if (g_device >= 0) NN_CU(cudaStreamSynchronize(g_stream));
 }
 
+void *nn__cuda_stream_handle(void) { return g_device >= 0 ? (void *)g_stream : NULL; }
+
 static void *cu_alloc(size_t bytes) {
     void *p = NULL;
     if (cudaMalloc(&p, bytes ? bytes : 64) != cudaSuccess) {

@@ -6,7 +6,22 @@
 
 struct bn_saved {
     float *mean, *invstd; /* device [C] */
+    double m_global;      /* > 0: synchronised across replicas, over m_global elements */
 };
+
+/* Synchronised batch norm (nn_set_batch_norm_sync): the replica sum is host code (MPI), so the
+ * per-channel sums go through host memory: dev[0..n) (device doubles) becomes its sum over the
+ * replicas. With count >= 0 the element count rides along as one more value (the same buffers,
+ * in the same order, as the CPU kernel's, so replicas on either device agree); its global value
+ * is returned. */
+static double replica_sum(nn_ctx *ctx, double *dev, int64_t n, double count, nn_replica_sum_fn sum, void *user) {
+    double *h = (double *)nn__alloc(ctx, (size_t)(n + 1) * sizeof(double));
+    nn_backend_cuda.download(h, dev, (size_t)n * sizeof(double));
+    h[n] = count;
+    sum(h, count >= 0 ? n + 1 : n, user);
+    nn_backend_cuda.upload(dev, h, (size_t)n * sizeof(double));
+    return h[n];
+}
 
 static void dims(const nn_tensor *x, int64_t *n, int64_t *c, int64_t *hw) {
     *n = x->shape[0];
@@ -33,19 +48,25 @@ static void batch_norm_fwd(nn_ctx *ctx, nn_node *node) {
     int64_t m = n * hw;
     float eps = p.eps;
     double mom = p.momentum;
+    s->m_global = 0;
     if (p.training) {
+        void *su = NULL;
+        nn_replica_sum_fn sync = nn__batch_norm_sync(&su);
+        double mg = (double)m; /* the elements behind the statistics: this replica's or the global batch's */
         double *sum = (double *)nn__dalloc(ctx, (size_t)c * sizeof(double));
         double *sq = (double *)nn__dalloc(ctx, (size_t)c * sizeof(double));
         nn__cu_rowsum(c, m, [=] __device__(int64_t ch, int64_t j) { return xd[((j / hw) * c + ch) * hw + j % hw]; }, sum);
-        nn__cu_for(c, [=] __device__(int64_t ch) { mean[ch] = (float)(sum[ch] / (double)m); });
+        if (sync) s->m_global = mg = replica_sum(ctx, sum, c, mg, sync, su);
+        nn__cu_for(c, [=] __device__(int64_t ch) { mean[ch] = (float)(sum[ch] / mg); });
         nn__cu_rowsum(c, m, [=] __device__(int64_t ch, int64_t j) {
             float d = xd[((j / hw) * c + ch) * hw + j % hw] - mean[ch];
             return d * d;
         }, sq);
+        if (sync) replica_sum(ctx, sq, c, -1.0, sync, su);
         nn__cu_for(c, [=] __device__(int64_t ch) {
-            double mu = sum[ch] / (double)m, var = sq[ch] / (double)m;
+            double mu = sum[ch] / mg, var = sq[ch] / mg;
             if (rm) {
-                double unbiased = m > 1 ? sq[ch] / (double)(m - 1) : var;
+                double unbiased = mg > 1 ? sq[ch] / (mg - 1.0) : var;
                 rm[ch] = (float)((1.0 - mom) * rm[ch] + mom * mu);
                 rv[ch] = (float)((1.0 - mom) * rv[ch] + mom * unbiased);
             }
@@ -92,13 +113,37 @@ static void batch_norm_bwd(nn_ctx *ctx, nn_node *node) {
         return dy[e] * (xd[e] - mean[ch]);
     }, sdyx);
     float *k1 = (float *)nn__dalloc(ctx, (size_t)c * sizeof(float)), *k2 = (float *)nn__dalloc(ctx, (size_t)c * sizeof(float));
-    nn__cu_for(c, [=] __device__(int64_t ch) {
-        double sx = sdyx[ch] * inv[ch]; /* sum dy * xhat */
-        if (dg) dg[ch] += (float)sx;
-        if (dbeta) dbeta[ch] += (float)sdy[ch];
-        k1[ch] = (float)(sdy[ch] / (double)m);
-        k2[ch] = (float)(sx / (double)m);
-    });
+    if (s->m_global > 0) {
+        /* Synchronised (as the CPU kernel): dgamma and dbeta get this replica's share (averaged
+         * later with every other gradient); dx uses the sums over all replicas. */
+        nn__cu_for(c, [=] __device__(int64_t ch) {
+            double sx = sdyx[ch] * inv[ch]; /* sum dy * xhat */
+            if (dg) dg[ch] += (float)sx;
+            if (dbeta) dbeta[ch] += (float)sdy[ch];
+            sdyx[ch] = sx;
+        });
+        if (!dx) return; /* every replica makes the same choice: the graphs are the same */
+        void *su = NULL;
+        nn_replica_sum_fn sync = nn__batch_norm_sync(&su);
+        NN_ASSERT(sync != NULL, "batch_norm: synchronised forward, but the replica sum was switched off before backward");
+        double *both = (double *)nn__dalloc(ctx, (size_t)(2 * c) * sizeof(double));
+        NN_CU(cudaMemcpyAsync(both, sdy, (size_t)c * sizeof(double), cudaMemcpyDeviceToDevice, nn__cu_stream()));
+        NN_CU(cudaMemcpyAsync(both + c, sdyx, (size_t)c * sizeof(double), cudaMemcpyDeviceToDevice, nn__cu_stream()));
+        replica_sum(ctx, both, 2 * c, -1.0, sync, su);
+        double mg = s->m_global;
+        nn__cu_for(c, [=] __device__(int64_t ch) {
+            k1[ch] = (float)(both[ch] / mg);
+            k2[ch] = (float)(both[c + ch] / mg);
+        });
+    } else {
+        nn__cu_for(c, [=] __device__(int64_t ch) {
+            double sx = sdyx[ch] * inv[ch]; /* sum dy * xhat */
+            if (dg) dg[ch] += (float)sx;
+            if (dbeta) dbeta[ch] += (float)sdy[ch];
+            k1[ch] = (float)(sdy[ch] / (double)m);
+            k2[ch] = (float)(sx / (double)m);
+        });
+    }
     if (!dx) return;
     int training = p.training;
     nn__cu_for(x->numel, [=] __device__(int64_t e) {

@@ -29,6 +29,11 @@ void nn_set_batch_norm_sync(nn_replica_sum_fn sum, void *user) {
     bn_sync_user = user;
 }
 
+nn_replica_sum_fn nn__batch_norm_sync(void **user) {
+    *user = bn_sync_user;
+    return bn_sync_sum;
+}
+
 static void bn_forward_sync(nn_ctx *ctx, nn_node *node);
 static void bn_backward_sync(nn_ctx *ctx, nn_node *node);
 

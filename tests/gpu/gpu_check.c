@@ -94,6 +94,19 @@ static nn_tensor *b_bn(nn_ctx *c, nn_tensor **in) {
     nn_bn_params p = {1e-3f, 0.1f};
     return nn_batch_norm(c, in[0], in[1], in[2], NULL, NULL, &p);
 }
+/* Synchronised batch norm (data-parallel --sync-bn) as one of two equal replicas: the replica sum
+ * doubles every buffer. The CUDA kernel copies its per-channel sums to the host for the sum and
+ * back; the CPU kernel sums in place: both must agree. check_ops switches the hook off after the
+ * case. */
+static void two_equal_replicas(double *buf, int64_t n, void *user) {
+    (void)user;
+    for (int64_t i = 0; i < n; i++) buf[i] *= 2;
+}
+static nn_tensor *b_bn_sync(nn_ctx *c, nn_tensor **in) {
+    nn_set_batch_norm_sync(two_equal_replicas, NULL);
+    nn_bn_params p = {1e-3f, 0.1f};
+    return nn_batch_norm(c, in[0], in[1], in[2], NULL, NULL, &p);
+}
 static nn_tensor *b_ln(nn_ctx *c, nn_tensor **in) { return nn_layer_norm(c, in[0], in[1], in[2], 1e-3f); }
 static nn_tensor *b_in(nn_ctx *c, nn_tensor **in) { return nn_instance_norm(c, in[0], in[1], in[2], 1e-3f); }
 static nn_tensor *b_relu(nn_ctx *c, nn_tensor **in) { return nn_relu(c, in[0]); }
@@ -160,6 +173,7 @@ static const op_case cases[] = {
     {"conv2d depthwise 5x5 s2 +bias", 3, {4, 4, 1}, {S4(3, 12, 11, 11), S4(12, 1, 5, 5), S4(12, 1, 1, 1)}, {0}, 7, b_dw5_s2},
     {"conv2d depthwise 3x3 dil2", 2, {4, 4}, {S4(2, 8, 9, 8), S4(8, 1, 3, 3)}, {0}, 3, b_dw3_dil2},
     {"batch_norm", 3, {4, 1, 1}, {S4(6, 5, 7, 7), S4(5, 1, 1, 1), S4(5, 1, 1, 1)}, {0}, 7, b_bn},
+    {"batch_norm synchronised", 3, {4, 1, 1}, {S4(6, 5, 7, 7), S4(5, 1, 1, 1), S4(5, 1, 1, 1)}, {0}, 7, b_bn_sync},
     {"layer_norm", 3, {4, 1, 1}, {S4(2, 3, 4, 3), S4(3, 1, 1, 1), S4(3, 1, 1, 1)}, {0}, 7, b_ln},
     {"instance_norm", 3, {4, 1, 1}, {S4(2, 3, 4, 3), S4(3, 1, 1, 1), S4(3, 1, 1, 1)}, {0}, 7, b_in},
     {"relu", 1, {4}, {S4(4, 6, 9, 9)}, {IN_SPREAD}, 1, b_relu},
@@ -292,6 +306,7 @@ static int check_ops(int first) {
         for (int i = 0; i < (1 << 18); i++) r[i] = (float)nd_rng_range(&rng, -1.0, 1.0);
         int rc = run_case(oc, "cpu", hin, numel, r, &a);
         if (!rc) rc = run_case(oc, dev, hin, numel, r, &b);
+        nn_set_batch_norm_sync(NULL, NULL); /* a case may have switched it on (b_bn_sync) */
         if (rc) {
             printf("  FAIL %-36s %s\n", oc->name, nd_last_error());
             fflush(stdout);

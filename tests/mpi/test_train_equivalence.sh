@@ -1,7 +1,8 @@
 # Data-parallel training: 2 ranks with a global batch of 16 (8 per rank) and synchronised batch
 # norm end with the same weights and BN statistics as 1 process with batch 16 (no aux head,
-# drop-path off), after a few SGD steps, within float tolerance. Without --sync-bn the per-rank
-# statistics make them differ, which shows that the comparison can fail.
+# drop-path off), after a few SGD steps, within float tolerance; so do 2 ranks whose parameters
+# are on a device (the emulated one). Without --sync-bn the per-rank statistics make them differ,
+# which shows that the comparison can fail.
 . tests/mpi/common.sh
 cd "$TEST_TMP"
 make_digits digits 300
@@ -17,6 +18,16 @@ $MPIRUN -np 2 "$NASDET_BIN" train --data cifar:digits --out perrank $COMMON > pe
 if "$MPI_TOOLS/st_compare" one/model.safetensors perrank/model.safetensors 2e-5; then
   fail "per-rank BN statistics gave the 1-process weights: the comparison cannot tell"
 fi
+# The device path: parameters on the "emulated" device (host memory behind the device code, as a
+# GPU's would be) go through the host-staged gradient sync, device broadcast and synchronised BN
+# through the device path's fallback: the same weights as the CPU ranks, and as 1 x 16.
+$MPIRUN -np 2 "$NASDET_BIN" train --data cifar:digits --out emu $COMMON --sync-bn --device emulated > emu.log 2>&1 ||
+  { cat emu.log; fail "mpirun -np 2 training on the emulated device"; }
+grep -q "data-parallel: 2 ranks on emulated@.*, emulated@" emu.log || { cat emu.log; fail "no device per rank in the log"; }
+grep -q "gradients: MPI_Allreduce over host copies of the emulated gradients" emu.log ||
+  { cat emu.log; fail "the device gradients did not take the host path"; }
+"$MPI_TOOLS/st_compare" two/model.safetensors emu/model.safetensors 1e-6 || fail "emulated ranks != CPU ranks"
+"$MPI_TOOLS/st_compare" one/model.safetensors emu/model.safetensors 2e-5 || fail "2 emulated ranks x 8 != 1 x 16"
 # Rank 0 alone wrote the run folder: one log line per epoch, not one per rank.
 [ "$(wc -l < two/log.jsonl)" -eq 1 ] || fail "log.jsonl should have 1 line"
 # A batch that does not split over the ranks is refused.
