@@ -55,6 +55,7 @@ void nn_ctx_free(nn_ctx *ctx) {
     }
     free(ctx->tape);
     free(ctx->scratch);
+    free(ctx->grad_free);
     free(ctx);
 }
 
@@ -64,6 +65,7 @@ void nn_ctx_reset(nn_ctx *ctx) {
     ctx->cur = ctx->chunks;
     ctx->used = 0;
     ctx->tape_len = 0;
+    ctx->grad_free_len = 0; /* their memory was in the arena just reset */
     for (nn_chunk *c = ctx->dchunks; c; c = c->next) c->used = 0;
     ctx->dcur = ctx->dchunks;
     ctx->dused = 0;
@@ -160,6 +162,12 @@ const nn_backend *nn__tensor_backend(const nn_ctx *ctx, const nn_tensor *t) {
     NN_ASSERT(ctx && !ctx->backend->host, "a device tensor reached a %s ctx: move the ctx (nn_ctx_set_backend) "
               "and the parameters (nn_params_to_device) to the same device", ctx ? ctx->backend->name : "NULL");
     return ctx->backend;
+}
+
+int nn_ctx_set_retain_grads(nn_ctx *ctx, int retain) {
+    int old = ctx->retain_grads;
+    ctx->retain_grads = retain != 0;
+    return old;
 }
 
 int nn_ctx_set_grad(nn_ctx *ctx, int enabled) {

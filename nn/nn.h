@@ -161,6 +161,13 @@ int nn_ctx_training(const nn_ctx *ctx);
  * its state may be copied in and out (e.g. into checkpoint metadata). */
 void nn_ctx_seed(nn_ctx *ctx, uint64_t seed);
 nd_rng *nn_ctx_rng(nn_ctx *ctx);
+/* Backward frees the gradient of every intermediate tensor (an op's output) once the op's own
+ * backward has used it, and reuses that memory for later gradients, so a training step holds
+ * the activations and only the gradients still in flight (about half the memory of keeping
+ * them all). Gradients of leaves (parameters, inputs made with nn_tensor_from and
+ * nn_tensor_requires_grad) always stay. retain = 1 keeps every intermediate gradient readable
+ * after nn_backward (for debugging and tests); returns the previous setting. */
+int nn_ctx_set_retain_grads(nn_ctx *ctx, int retain);
 /* Bytes currently used in the arena, and the most ever used (peak) since nn_ctx_new. */
 size_t nn_ctx_bytes_used(const nn_ctx *ctx);
 size_t nn_ctx_bytes_peak(const nn_ctx *ctx);

@@ -84,6 +84,11 @@ extern const nn_backend nn_backend_emulated;
 /* The backend named "cpu", "emulated", "cuda" or "cuda:N" (selecting the GPU), or a status. */
 int nn__backend_by_name(const char *name, const nn_backend **out);
 
+typedef struct nn_grad_buf {
+    void *p;
+    size_t bytes;
+} nn_grad_buf;
+
 typedef struct nn_chunk {
     struct nn_chunk *next;
     size_t size, used;
@@ -108,6 +113,11 @@ struct nn_ctx {
     size_t dused, dpeak;
     void *dscratch;
     size_t dscratch_size;
+    /* Gradient buffers of intermediate tensors whose backward has run (nn__grad_release), kept
+     * for the next gradient of the same size until the reset; retain_grads turns that off. */
+    nn_grad_buf *grad_free;
+    int64_t grad_free_len, grad_free_cap;
+    int retain_grads;
 };
 
 /* Allocation in the arena: 64-byte aligned; aborts when memory is exhausted. */
@@ -138,6 +148,10 @@ nn_tensor *nn__unary(nn_ctx *ctx, nn_op op, nn_tensor *x, const void *params, si
 nn_tensor *nn__binary(nn_ctx *ctx, nn_op op, nn_tensor *a, nn_tensor *b);
 /* The gradient buffer of t, allocated (zeroed) on first use; NULL when t takes no gradient. */
 float *nn__grad(nn_ctx *ctx, nn_tensor *t);
+/* After the backward of the node that made t: t's gradient has reached every input, so its
+ * buffer goes back to the ctx for the next gradient of the same size (unless retain_grads) and
+ * t->grad becomes NULL. */
+void nn__grad_release(nn_ctx *ctx, nn_tensor *t);
 
 /* Constructor side of an op: a node with its inputs. nn__node_begin decides whether a tape
  * node is needed (grad enabled and an input requires grad) and marks the output accordingly.

@@ -142,6 +142,7 @@ static void run_tape(nn_ctx *ctx) {
         /* A node whose output no gradient reached contributes nothing. */
         if (!node->out->grad) continue;
         run(ctx, node, 1);
+        nn__grad_release(ctx, node->out);
     }
 }
 

@@ -108,9 +108,40 @@ const char *nn_tensor_shape_str(const nn_tensor *t, char *buf, size_t size) {
     return buf;
 }
 
+/* A released gradient buffer of exactly `bytes`, or NULL. The list is short (the gradients
+ * released and not yet reused: those between the backward frontier and the tensors whose
+ * gradient has not been asked for yet), and NASNet's tensors come in a few sizes. */
+static void *grad_reuse(nn_ctx *ctx, size_t bytes) {
+    for (int64_t i = ctx->grad_free_len - 1; i >= 0; i--)
+        if (ctx->grad_free[i].bytes == bytes) {
+            void *p = ctx->grad_free[i].p;
+            ctx->grad_free[i] = ctx->grad_free[--ctx->grad_free_len];
+            return p;
+        }
+    return NULL;
+}
+
+void nn__grad_release(nn_ctx *ctx, nn_tensor *t) {
+    if (ctx->retain_grads || !t->grad) return;
+    if (ctx->grad_free_len == ctx->grad_free_cap) {
+        int64_t cap = ctx->grad_free_cap ? ctx->grad_free_cap * 2 : 256;
+        nn_grad_buf *list = realloc(ctx->grad_free, (size_t)cap * sizeof *list);
+        if (!list) return; /* not reused: only memory, never a wrong result */
+        ctx->grad_free = list;
+        ctx->grad_free_cap = cap;
+    }
+    ctx->grad_free[ctx->grad_free_len++] = (nn_grad_buf){t->grad, (size_t)t->numel * sizeof(float)};
+    t->grad = NULL;
+}
+
 float *nn__grad(nn_ctx *ctx, nn_tensor *t) {
     if (!(t->flags & NN_TENSOR_REQUIRES_GRAD)) return NULL;
-    if (!t->grad) t->grad = nn__dzalloc(ctx, (size_t)t->numel * sizeof(float));
+    if (!t->grad) {
+        size_t bytes = (size_t)t->numel * sizeof(float);
+        t->grad = grad_reuse(ctx, bytes);
+        if (t->grad) ctx->backend->zero(t->grad, bytes);
+        else t->grad = nn__dzalloc(ctx, bytes);
+    }
     return t->grad;
 }
 
