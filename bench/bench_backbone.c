@@ -2,7 +2,7 @@
  * batch 32) and NASNet-A Mobile inference latency (batch 1 and 8), with an sgemm calibration
  * figure, since the machine's speed drifts. Figures are printed, never asserted.
  *
- *   bench_backbone [--steps S] [--runs R] [--threads T] [--aux]
+ *   bench_backbone [--steps S] [--runs R] [--threads T] [--aux] [--infer-only]
  *
  * The same measurements in PyTorch: bench/backbone_torch.py (bench/backbone.sh runs both). */
 #include "backbone/nasnet_net.h"
@@ -122,22 +122,25 @@ static void bench_infer(int B, int runs) {
 }
 
 int main(int argc, char **argv) {
-    int steps = 3, runs = 5, threads = 2, aux = 0;
+    int steps = 3, runs = 5, threads = 2, aux = 0, infer_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--aux")) aux = 1;
+        else if (!strcmp(argv[i], "--infer-only")) infer_only = 1; /* for profiling inference alone */
         else {
-            fprintf(stderr, "usage: bench_backbone [--steps S] [--runs R] [--threads T] [--aux]\n");
+            fprintf(stderr, "usage: bench_backbone [--steps S] [--runs R] [--threads T] [--aux] [--infer-only]\n");
             return 2;
         }
     }
     if (steps < 1 || runs < 1) return 2;
     nn_set_threads(threads);
     printf("nasdet bench-backbone: %d threads; sgemm 1024 %.1f GFLOP/s\n", threads, sgemm_gflops());
-    bench_train(32, steps, aux);
-    bench_train(16, steps, aux);
+    if (!infer_only) {
+        bench_train(32, steps, aux);
+        bench_train(16, steps, aux);
+    }
     bench_infer(1, runs);
     bench_infer(8, runs > 2 ? runs / 2 : 1);
     printf("sgemm 1024 after: %.1f GFLOP/s\n", sgemm_gflops());

@@ -60,7 +60,13 @@ int cli_cmd_info(int argc, char **argv) {
         return cli_error(cmd, CLI_EXIT_USAGE, "--N, --F, --input and --classes must be positive");
     nas_net_config cfg;
     nas_net_choice ch = {arch, genotype, stem, (int32_t)N, (int32_t)F, (int32_t)input, (int32_t)classes, aux ? 1 : -1};
-    if (nas_net_config_choose(&ch, &cfg)) return cli_fail(cmd);
+    /* Without --aux the aux head is only reported; a network too small for it (a small --input)
+     * is still counted, built as training would build it (--no-aux). */
+    if (nas_net_config_choose(&ch, &cfg)) {
+        if (aux) return cli_fail(cmd);
+        ch.aux = 0;
+        if (nas_net_config_choose(&ch, &cfg)) return cli_fail(cmd);
+    }
     nas_cost c;
     if (nas_net_cost(&cfg, aux, &c)) return cli_fail(cmd);
     nas_cell_info cells[160];
