@@ -5,7 +5,9 @@
  *   bench_nn --tsv [FILTER]   one line per case: name, forward ms, forward+backward ms (medians)
  *   bench_nn --sgemm          sgemm GFLOP/s on 2048^3 (calibration figure)
  *   bench_nn --mem            peak RSS (MiB) before and after NASNet-A cell training steps
- * Threads: 2, or $BENCH_THREADS.
+ * Threads: 2, or $BENCH_THREADS. BENCH_CLOCK=cpu times with the process's CPU time instead of
+ * the wall clock: with one thread on a machine shared with other jobs, it compares kernels by
+ * the work they do rather than by the time slices they get.
  *
  * bench/nn.sh runs this next to bench/nn_torch.py (the same cases in PyTorch) and prints ratios.
  * Figures are printed, never asserted. */
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "common/fileio.h"
 #include "common/rng.h"
@@ -208,6 +211,19 @@ static nn_tensor *run_case(nn_ctx *ctx, const bcase *bc, const built *b, nn_tens
     return NULL;
 }
 
+/* Seconds: wall clock, or the process's CPU time with BENCH_CLOCK=cpu. */
+static double bench_now(void) {
+    static int cpu = -1;
+    if (cpu < 0) {
+        const char *c = getenv("BENCH_CLOCK");
+        cpu = c && strcmp(c, "cpu") == 0;
+    }
+    if (!cpu) return nd_time_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -244,14 +260,16 @@ static void time_case(const bcase *bc, int reps, double *fwd_ms, double *fb_ms) 
                 in[i] = nn_tensor_from(ctx, 4, bc->in[i < bc->nin ? i : 0], data[i < bc->nin ? i : 0]);
                 if (mode) nn_tensor_requires_grad(in[i]);
             }
-            double t0 = nd_time_now();
+            double t0 = bench_now();
             nn_tensor *y = run_case(ctx, bc, &b, in);
             if (mode) {
+                /* d out = 1, filled by the thread team as PyTorch's ones_like is. */
                 float *g = nn_ctx_alloc(ctx, (size_t)y->numel * sizeof(float));
+#pragma omp parallel for schedule(static) if (y->numel > 65536)
                 for (int64_t j = 0; j < y->numel; j++) g[j] = 1.0f;
                 nn_backward_from(ctx, y, g);
             }
-            double t1 = nd_time_now();
+            double t1 = bench_now();
             if (r >= 0) t[r] = (t1 - t0) * 1e3;
         }
         *(mode ? fb_ms : fwd_ms) = median(t, reps);

@@ -2,7 +2,9 @@
 # make bench-nn: sgemm calibration, then every case of bench/bench_nn.c next to the same case in
 # PyTorch (bench/nn_torch.py, Debian's python3-torch, 2 threads each), alternating the two
 # programs ROUNDS times (default 1), then the ratio table and the peak memory of a training step.
-# Environment: BENCH_BIN (set by make), ROUNDS, FILTER (substring of case names).
+# Environment: BENCH_BIN (set by make), ROUNDS, FILTER (substring of case names), BENCH_THREADS,
+# BENCH_CLOCK=cpu (both sides time with process CPU time: with BENCH_THREADS=1, a comparison of the
+# work done that holds up on a machine shared with other jobs, where wall-clock medians do not).
 set -eu
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-1}

@@ -4,7 +4,8 @@
     /usr/bin/python3 bench/nn_torch.py [--tsv] [FILTER]   name, forward ms, forward+backward ms (medians)
     /usr/bin/python3 bench/nn_torch.py --mem              peak RSS around NASNet-A cell training steps
 
-Protocol (as bench_nn.c): 2 warm-up runs then the median of REPS; forward in training mode
+Protocol (as bench_nn.c): 2 warm-up runs then the median of REPS (wall clock, or the process's CPU
+time with BENCH_CLOCK=cpu); forward in training mode
 under torch.no_grad(); forward+backward with the input requiring a gradient and d out = 1.
 torch uses 2 threads (torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))); run with OPENBLAS_NUM_THREADS=1 (bench/nn.sh
 does) or torch stalls. Padding: TF SAME is symmetric for every stride-1 case here; the two
@@ -20,6 +21,7 @@ import torch.nn as nn
 
 torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
 torch.manual_seed(1)
+clock = time.process_time if os.environ.get("BENCH_CLOCK") == "cpu" else time.perf_counter
 
 
 def rcb(cin, cout):
@@ -109,14 +111,14 @@ def time_case(shapes, make, reps):
             xs = [d.clone().requires_grad_(mode == 1) for d in data]
             for p in m.parameters():
                 p.grad = None
-            t0 = time.perf_counter()
+            t0 = clock()
             if mode == 0:
                 with torch.no_grad():
                     m(*xs)
             else:
                 y = m(*xs)
                 y.backward(torch.ones_like(y))
-            t1 = time.perf_counter()
+            t1 = clock()
             if r >= 2:
                 ts.append((t1 - t0) * 1e3)
         ts.sort()

@@ -53,14 +53,19 @@
  *
  * Determinism: every random draw comes from the ctx's nd_rng (nn_ctx_seed) or the nd_rng the
  * caller passes; kernels split work so that no floating-point sum depends on thread scheduling
- * or on the thread count (tests/test_nn_train.c checks 1 vs 2 threads bit for bit).
+ * or on the thread count (tests/test_nn_train.c and tests/test_nn_conv_paths.c check 1 vs 2
+ * threads bit for bit).
  *
- * Speed: GEMM-shaped work goes to OpenBLAS sgemm (sharing OpenMP's thread pool); depthwise
- * convolution, pooling, BN and element-wise ops are our own vector kernels, AVX-512 where the CPU
- * has it and AVX2 otherwise (chosen at run time; NN_NO_AVX512=1 in the environment forces AVX2).
- * Small tensors stay on one thread. Backends: "cpu" always; "cuda" in CUDA=1 builds (nn/cuda:
- * cuBLAS for GEMM-shaped work, our kernels for the rest), chosen per ctx with nn_ctx_set_backend
- * and per store with nn_params_to_device.
+ * Speed: stride-1 dense and 1x1 convolutions run our own register-tiled direct kernels (forward
+ * and input gradient); weight gradients, strided and grouped convolutions, linear and matmul go to
+ * OpenBLAS sgemm in fixed single-threaded blocks shared by OpenMP's threads (NN_CONV_GEMM=1 sends
+ * every dense convolution there); depthwise convolution, pooling, BN and element-wise ops are our
+ * own vector kernels. Kernels are AVX-512 where the CPU has it and AVX2 otherwise (chosen at run
+ * time; NN_NO_AVX512=1 in the environment forces AVX2). A backward kernel that is the first to
+ * reach a gradient stores into it instead of adding to zeros. Small tensors stay on one thread.
+ * Backends: "cpu" always; "cuda" in CUDA=1 builds (nn/cuda: cuBLAS for GEMM-shaped work, our
+ * kernels for the rest), chosen per ctx with nn_ctx_set_backend and per store with
+ * nn_params_to_device.
  */
 #ifndef NN_NN_H
 #define NN_NN_H

@@ -48,7 +48,8 @@ typedef struct nn_node {
 nn_replica_sum_fn nn__batch_norm_sync(void **user);
 
 /* An op's CPU implementation: forward fills node->out (already allocated by the constructor);
- * backward reads node->out->grad and accumulates into its inputs' gradients via nn__grad. */
+ * backward reads node->out->grad and accumulates into its inputs' gradients via nn__grad (or
+ * stores into a fresh one via nn__grad_first). */
 typedef struct nn_op_impl {
     void (*forward)(nn_ctx *ctx, nn_node *node);
     void (*backward)(nn_ctx *ctx, nn_node *node);
@@ -118,6 +119,9 @@ struct nn_ctx {
     nn_grad_buf *grad_free;
     int64_t grad_free_len, grad_free_cap;
     int retain_grads;
+    /* The caller's seed of nn_backward_from, read in place as its tensor's gradient while the
+     * tape runs (never written, never recycled); NULL otherwise. */
+    const float *borrowed_grad;
 };
 
 /* Allocation in the arena: 64-byte aligned; aborts when memory is exhausted. */
@@ -152,6 +156,15 @@ float *nn__grad(nn_ctx *ctx, nn_tensor *t);
  * buffer goes back to the ctx for the next gradient of the same size (unless retain_grads) and
  * t->grad becomes NULL. */
 void nn__grad_release(nn_ctx *ctx, nn_tensor *t);
+/* As nn__grad for a backward kernel that writes every element of t's gradient: when t has no
+ * gradient yet, the buffer is allocated without zero-filling and *fresh is set to 1, and the
+ * kernel must store (=) its values; otherwise *fresh is 0 and it adds (+=) as usual. This saves
+ * the memset and the read of zeros on the first (often only) gradient a tensor receives, and
+ * gives the same values as zero-then-add. Fan-out stays correct: the first op to reach a tensor
+ * stores, every later one finds the buffer and adds. Call it only right before writing, never
+ * for two inputs of one op up front unless the first is written before the second is read
+ * (the same tensor may be both). */
+float *nn__grad_first(nn_ctx *ctx, nn_tensor *t, int *fresh);
 
 /* Constructor side of an op: a node with its inputs. nn__node_begin decides whether a tape
  * node is needed (grad enabled and an input requires grad) and marks the output accordingly.
@@ -182,12 +195,24 @@ void nn__same_pad(int64_t in, int32_t k, int32_t stride, int32_t dil, int64_t *o
  * uses AVX-512 where it exists. Put it on small leaf kernels (no OpenMP inside). */
 #define NN_SIMD_CLONES __attribute__((target_clones("avx512f", "default")))
 
+/* Row-major C [m, n] = op(A) op(B) + beta C (op: transposed when trans_*), in fixed blocks of
+ * NN_GEMM_COLS columns of C, each a single-threaded OpenBLAS sgemm. OpenBLAS's own threading
+ * changes the sums of some shapes with the thread count (9 x 200 x 476 with B transposed, for
+ * one), so BLAS never threads: with `par` (the caller is outside any parallel region) a thread
+ * team shares the blocks, inside which OpenBLAS runs one thread; without, the calling thread does
+ * them in order. The blocks depend on n only, so results depend on neither threads nor path. */
+#define NN_GEMM_COLS 512
+void nn__sgemm(int par, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+               const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
 /* CPU features, detected once (NN_NO_AVX512=1 in the environment turns AVX-512 off). */
 int nn__cpu_avx512(void);
 
 /* Vector helpers with run-time dispatch (nn/vec.c). y and x may alias where noted. */
 void nn__vec_add(float *y, const float *x, int64_t n);         /* y += x */
 void nn__vec_axpy(float *y, float a, const float *x, int64_t n); /* y += a x */
+/* y = x (fresh) or y += x: the store-or-add of a gradient slab (nn__grad_first). */
+void nn__vec_put(float *y, const float *x, int64_t n, int fresh);
 
 #ifdef NN_USE_CUDA
 /* nn/cuda: the backend table, device selection ("cuda" or "cuda:N"; a status on failure) and the

@@ -146,6 +146,13 @@ static void run_tape(nn_ctx *ctx) {
     }
 }
 
+/* Whether a node of the tape made t (then its gradient has one reader, that node's backward). */
+static int made_on_tape(const nn_ctx *ctx, const nn_tensor *t) {
+    for (int64_t i = ctx->tape_len - 1; i >= 0; i--)
+        if (ctx->tape[i]->out == t) return 1;
+    return 0;
+}
+
 void nn_backward(nn_ctx *ctx, nn_tensor *loss) {
     NN_ASSERT(loss->numel == 1, "nn_backward: loss must have one element, has %lld", (long long)loss->numel);
     float one = 1.0f;
@@ -153,12 +160,28 @@ void nn_backward(nn_ctx *ctx, nn_tensor *loss) {
 }
 
 void nn_backward_from(nn_ctx *ctx, nn_tensor *t, const float *grad) {
-    float *g = nn__grad(ctx, t);
-    if (!g) return; /* nothing upstream requires a gradient */
     const nn_backend *be = nn__tensor_backend(ctx, t);
     if (be->host) {
-        for (int64_t i = 0; i < t->numel; i++) g[i] += grad[i];
+        if (!(t->flags & NN_TENSOR_REQUIRES_GRAD)) return; /* nothing upstream requires a gradient */
+        if (!t->grad && !ctx->retain_grads && made_on_tape(ctx, t)) {
+            /* t's gradient is read only by the node that made t, and released right after it
+             * (nn__grad_release): the op can read the caller's seed in place, no copy. */
+            t->grad = (float *)grad;
+            ctx->borrowed_grad = grad;
+            run_tape(ctx);
+            if (t->grad == grad) t->grad = NULL;
+            ctx->borrowed_grad = NULL;
+            return;
+        }
+        /* A leaf keeps its gradient: the seed is copied in (or added, when backward already ran). */
+        int fresh;
+        float *g = nn__grad_first(ctx, t, &fresh);
+        int64_t n = t->numel, block = 16384;
+#pragma omp parallel for schedule(static) if (n > NN_PAR_MIN)
+        for (int64_t i = 0; i < n; i += block) nn__vec_put(g + i, grad + i, n - i < block ? n - i : block, fresh);
     } else {
+        float *g = nn__grad(ctx, t);
+        if (!g) return;
         float *h = host_copy(ctx, g, t->numel);
         for (int64_t i = 0; i < t->numel; i++) h[i] += grad[i];
         be->upload(g, h, (size_t)t->numel * sizeof(float));

@@ -122,6 +122,12 @@ static void *grad_reuse(nn_ctx *ctx, size_t bytes) {
 }
 
 void nn__grad_release(nn_ctx *ctx, nn_tensor *t) {
+    if (t->grad && t->grad == ctx->borrowed_grad) {
+        /* The caller's seed (nn_backward_from): not ours to recycle. */
+        t->grad = NULL;
+        ctx->borrowed_grad = NULL;
+        return;
+    }
     if (ctx->retain_grads || !t->grad) return;
     if (ctx->grad_free_len == ctx->grad_free_cap) {
         int64_t cap = ctx->grad_free_cap ? ctx->grad_free_cap * 2 : 256;
@@ -141,6 +147,18 @@ float *nn__grad(nn_ctx *ctx, nn_tensor *t) {
         t->grad = grad_reuse(ctx, bytes);
         if (t->grad) ctx->backend->zero(t->grad, bytes);
         else t->grad = nn__dzalloc(ctx, bytes);
+    }
+    return t->grad;
+}
+
+float *nn__grad_first(nn_ctx *ctx, nn_tensor *t, int *fresh) {
+    *fresh = 0;
+    if (!(t->flags & NN_TENSOR_REQUIRES_GRAD)) return NULL;
+    if (!t->grad) {
+        size_t bytes = (size_t)t->numel * sizeof(float);
+        t->grad = grad_reuse(ctx, bytes);
+        if (!t->grad) t->grad = nn__dalloc(ctx, bytes);
+        *fresh = 1;
     }
     return t->grad;
 }

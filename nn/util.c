@@ -51,6 +51,27 @@ void nn__vec_add(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+void nn__sgemm(int par, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+               const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    int64_t nblk = (n + NN_GEMM_COLS - 1) / NN_GEMM_COLS;
+    CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+    /* Below NN_PAR_MIN multiply-adds OpenBLAS stays on one thread by itself (its threshold is
+     * higher), so small products skip the team. */
+#pragma omp parallel for schedule(static) if (par && m * n * k > NN_PAR_MIN && omp_get_max_threads() > 1)
+    for (int64_t bi = 0; bi < nblk; bi++) {
+        int64_t j0 = bi * NN_GEMM_COLS, nn = n - j0 < NN_GEMM_COLS ? n - j0 : NN_GEMM_COLS;
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)nn, (int)k, 1.0f, a, (int)lda, trans_b ? b + j0 * ldb : b + j0,
+                    (int)ldb, beta, c + j0, (int)ldc);
+    }
+}
+
+void nn__vec_put(float *y, const float *x, int64_t n, int fresh) {
+    if (fresh)
+        memcpy(y, x, (size_t)n * sizeof(float));
+    else
+        nn__vec_add(y, x, n);
+}
+
 void nn__vec_axpy(float *y, float a, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }

@@ -700,3 +700,31 @@ Test(nn_ops, gradients_accumulate) {
     nn_params_free(ps);
     nn_ctx_free(ctx);
 }
+
+/* nn_backward_from reads the caller's seed in place when an op made the tensor (its gradient has
+ * that op's backward as only reader): the seed is never written, never kept and never recycled
+ * into later gradients of the ctx; a leaf seeded directly gets its own copy. */
+Test(nn_ops, seed_gradient_read_in_place_never_kept) {
+    nn_ctx *ctx = nn_ctx_new();
+    nn_tensor *x = nn_tensor_full(ctx, 1, NN_SHAPE(4), 2.0f);
+    nn_tensor_requires_grad(x);
+    float seed[4] = {1, 2, 3, 4}, keep[4];
+    memcpy(keep, seed, sizeof seed);
+    nn_tensor *y = nn_scale(ctx, nn_relu(ctx, x), 3.0f, 0.0f);
+    nn_backward_from(ctx, y, seed);
+    cr_expect(memcmp(seed, keep, sizeof seed) == 0, "the seed was written");
+    cr_expect(y->grad != seed, "the tensor kept the caller's seed");
+    for (int i = 0; i < 4; i++) cr_expect_float_eq(x->grad[i], 3.0f * keep[i], 0.0f);
+    /* A second pass allocates and recycles gradients of the same size: none may be the seed. */
+    float ones[4] = {1, 1, 1, 1};
+    nn_tensor *z = nn_scale(ctx, nn_relu(ctx, nn_scale(ctx, x, 1.0f, 0.0f)), 1.0f, 0.0f);
+    nn_backward_from(ctx, z, ones);
+    cr_expect(memcmp(seed, keep, sizeof seed) == 0, "a later backward wrote into the seed");
+    for (int i = 0; i < 4; i++) cr_expect_float_eq(x->grad[i], 3.0f * keep[i] + 1.0f, 0.0f);
+    nn_tensor *leaf = nn_tensor_new(ctx, 1, NN_SHAPE(4));
+    nn_tensor_requires_grad(leaf);
+    nn_backward_from(ctx, leaf, seed);
+    cr_expect(leaf->grad != NULL && leaf->grad != seed, "a leaf's gradient must be its own copy");
+    cr_expect_float_eq(leaf->grad[2], 3.0f, 0.0f);
+    nn_ctx_free(ctx);
+}

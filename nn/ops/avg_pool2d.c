@@ -59,11 +59,12 @@ static void avg_pool2d_forward(nn_ctx *ctx, nn_node *node) {
     }
 }
 
-/* dy [N,C,OH,OW] -> dx [N,C,H,W] (+=): scale by 1/count, then the depthwise input gradient */
+/* dy [N,C,OH,OW] -> dx [N,C,H,W] (+=, or = when fresh): scale by 1/count, then the depthwise input gradient */
 static void avg_pool2d_backward(nn_ctx *ctx, nn_node *node) {
     const nn_pool_params *q = NN_NODE_P(node, nn_pool_params);
     nn_tensor *x = node->ins[0];
-    float *dx = nn__grad(ctx, x);
+    int fresh;
+    float *dx = nn__grad_first(ctx, x, &fresh);
     if (!dx) return;
     const nn_tensor *y = node->out;
     int64_t n = NN_N(x), c = NN_C(x), h = NN_H(x), w = NN_W(x), oh = NN_H(y), ow = NN_W(y);
@@ -77,7 +78,7 @@ static void avg_pool2d_backward(nn_ctx *ctx, nn_node *node) {
         for (int64_t i = 0; i < oh * ow; i++) d[i] = g[i] * inv[i];
     }
     nn_conv2d_params cp = as_conv(q);
-    nn__dw_backward(ctx, x->data, ones(ctx, c, (int64_t)q->kh * q->kw), gs, dx, NULL, n, c, h, w, q->kh, q->kw, oh, ow, &cp);
+    nn__dw_backward(ctx, x->data, ones(ctx, c, (int64_t)q->kh * q->kw), gs, dx, fresh, NULL, n, c, h, w, q->kh, q->kw, oh, ow, &cp);
 }
 
 const nn_op_impl nn_op_avg_pool2d_impl = {avg_pool2d_forward, avg_pool2d_backward};

@@ -2,8 +2,9 @@
  * this macro writes their forward and backward kernels once. In the expressions, `av` and `bv`
  * are the inputs at one element and `g` is the output gradient there:
  *   Y   the output,  DA  the gradient for a,  DB  the gradient for b.
- * a [any], b [same] or [1] (broadcast) -> y [same as a]. Backward accumulates (+=); when b was
- * broadcast its gradient is summed in index order in double, so it does not depend on threads. */
+ * a [any], b [same] or [1] (broadcast) -> y [same as a]. Backward accumulates (+=), or stores
+ * (=) into a gradient this op is the first to reach (nn__grad_first); when b was broadcast its
+ * gradient is summed in index order in double, so it does not depend on threads. */
 #ifndef NN_OPS_BINARY_KERNEL_H
 #define NN_OPS_BINARY_KERNEL_H
 
@@ -23,21 +24,28 @@
     }                                                                                              \
     static void name##_backward(nn_ctx *ctx, nn_node *node) {                                      \
         const float *a = node->ins[0]->data, *b = node->ins[1]->data, *dy = node->out->grad;       \
-        float *da = nn__grad(ctx, node->ins[0]), *db = nn__grad(ctx, node->ins[1]);                \
         int64_t bs = node->ins[1]->numel == 1 ? 0 : 1, n = node->out->numel;                       \
-        if (da)                                                                                    \
+        int fresh;                                                                                 \
+        /* a's gradient is complete before b's is looked up: a and b may be one tensor. */         \
+        float *da = nn__grad_first(ctx, node->ins[0], &fresh);                                     \
+        if (da && fresh) {                                                                         \
+            _Pragma("omp parallel for simd schedule(static) if (n > NN_PAR_MIN)")                  \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float av = a[i], bv = b[i * bs], g = dy[i];                                        \
+                (void)av, (void)bv;                                                                \
+                da[i] = (DA);                                                                      \
+            }                                                                                      \
+        } else if (da) {                                                                           \
+            _Pragma("omp parallel for simd schedule(static) if (n > NN_PAR_MIN)")                  \
             for (int64_t i = 0; i < n; i++) {                                                      \
                 float av = a[i], bv = b[i * bs], g = dy[i];                                        \
                 (void)av, (void)bv;                                                                \
                 da[i] += (DA);                                                                     \
             }                                                                                      \
-        if (db && bs)                                                                              \
-            for (int64_t i = 0; i < n; i++) {                                                      \
-                float av = a[i], bv = b[i], g = dy[i];                                             \
-                (void)av, (void)bv;                                                                \
-                db[i] += (DB);                                                                     \
-            }                                                                                      \
-        else if (db) {                                                                             \
+        }                                                                                          \
+        if (!bs) {                                                                                 \
+            float *db = nn__grad(ctx, node->ins[1]);                                               \
+            if (!db) return;                                                                       \
             double s = 0.0;                                                                        \
             for (int64_t i = 0; i < n; i++) {                                                      \
                 float av = a[i], bv = b[0], g = dy[i];                                             \
@@ -45,6 +53,23 @@
                 s += (DB);                                                                         \
             }                                                                                      \
             db[0] += (float)s;                                                                     \
+            return;                                                                                \
+        }                                                                                          \
+        float *db = nn__grad_first(ctx, node->ins[1], &fresh);                                     \
+        if (db && fresh) {                                                                         \
+            _Pragma("omp parallel for simd schedule(static) if (n > NN_PAR_MIN)")                  \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float av = a[i], bv = b[i], g = dy[i];                                             \
+                (void)av, (void)bv;                                                                \
+                db[i] = (DB);                                                                      \
+            }                                                                                      \
+        } else if (db) {                                                                           \
+            _Pragma("omp parallel for simd schedule(static) if (n > NN_PAR_MIN)")                  \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float av = a[i], bv = b[i], g = dy[i];                                             \
+                (void)av, (void)bv;                                                                \
+                db[i] += (DB);                                                                     \
+            }                                                                                      \
         }                                                                                          \
     }                                                                                              \
     const nn_op_impl nn_op_##name##_impl = {name##_forward, name##_backward};                      \

@@ -23,15 +23,20 @@ static void concat_forward(nn_ctx *ctx, nn_node *node) {
     }
 }
 
-/* dy -> each dx_i (+=) from its slab */
+/* dy -> each dx_i (+=, or = into a fresh gradient) from its slab. Inputs one after the other:
+ * one tensor may appear twice, and its second slab must add to what the first stored. */
 static void concat_backward(nn_ctx *ctx, nn_node *node) {
     const concat_p *p = NN_NODE_P(node, concat_p);
     int64_t ylen = node->out->shape[p->axis] * p->inner, off = 0;
+    const float *dy = node->out->grad;
     for (int i = 0; i < node->nin; i++) {
         int64_t len = node->ins[i]->shape[p->axis] * p->inner;
-        float *dx = nn__grad(ctx, node->ins[i]);
-        if (dx)
-            for (int64_t o = 0; o < p->outer; o++) nn__vec_add(dx + o * len, node->out->grad + o * ylen + off, len);
+        int fresh;
+        float *dx = nn__grad_first(ctx, node->ins[i], &fresh);
+        if (dx) {
+#pragma omp parallel for schedule(static) if (p->outer * len > NN_PAR_MIN && p->outer > 1)
+            for (int64_t o = 0; o < p->outer; o++) nn__vec_put(dx + o * len, dy + o * ylen + off, len, fresh);
+        }
         off += len;
     }
 }

@@ -1,11 +1,12 @@
 /* conv2d: any kernel, stride, dilation, groups, explicit or TF SAME padding.
- * Dense and grouped convolutions go through OpenBLAS sgemm on im2col columns of several images
- * at once (one wide GEMM instead of many thin ones; a 1x1 stride-1 convolution of a large image
- * runs on the input in place); depthwise (groups == Cin == Cout) has its own vectorised direct
+ * Dense and grouped convolutions go through OpenBLAS sgemm on im2col columns, a chunk of images
+ * per GEMM and one chunk per thread (a 1x1 stride-1 convolution runs on the tensors in place,
+ * image by image); depthwise (groups == Cin == Cout) has its own vectorised direct
  * kernels (nn/ops/conv2d_dw.c) because a GEMM with one input channel per group is all overhead. */
-#include <cblas.h>
+#include <omp.h>
 
 #include "nn/nn_impl.h"
+#include "nn/ops/conv2d_direct.h"
 #include "nn/ops/conv2d_dw.h"
 
 NN_NODE_PARAMS_FIT(nn_conv2d_params);
@@ -41,77 +42,120 @@ static int is_pointwise(const nn_conv2d_params *p, const geom *g) {
            p->pad_l == 0 && p->pad_r == 0;
 }
 
-/* Images per GEMM: as many as fit a 64 MiB workspace (columns, GEMM output and, in backward,
- * the column gradient), at least one. Batching images turns many thin GEMMs into one wide one.
- * The count depends only on shapes, so the order in which the weight gradient sums over images
- * does not depend on the number of threads. */
-static int64_t chunk_images(const geom *g, int pointwise) {
-    /* A 1x1 stride-1 convolution runs image by image on the tensors in place: its "columns" are
-     * the input planes themselves, so batching images would only add copies (im2col, the output
-     * transpose, and col2im in backward: a third of a small NASNet child's step, measured with
-     * perf), while OpenBLAS's small-matrix kernels keep the per-image GEMMs efficient. */
-    if (pointwise) return 1;
-    int64_t per = (2 * g->k + g->cog) * g->ohw * (int64_t)sizeof(float);
-    int64_t c = ((int64_t)64 << 20) / (per > 0 ? per : 1);
-    return c < 1 ? 1 : (c > g->n ? g->n : c);
+/* Work plan of a dense or grouped convolution. Images go in chunks of `nb` (one GEMM per chunk
+ * and group, in fixed column blocks: nn__sgemm); chunks run in parallel, one per thread, each
+ * thread on its own workspace: an image's columns stay in the thread's cache between im2col and
+ * the GEMM. With too few chunks to share out, chunks run one after the other and the threads
+ * share each chunk's copies and GEMM blocks instead. Either way every value is computed the same
+ * way, so results do not depend on the thread count. The weight gradient sums over chunks in `slots` partial sums: slot s takes chunks
+ * s, s + slots, ... in order, and the slots are added in order at the end; the slot count depends
+ * on shapes only. */
+typedef struct plan {
+    int64_t nb, nchunks, slots;
+    int par;            /* chunks (backward: slots) in parallel, single-threaded BLAS */
+    int64_t per_thread; /* workspace floats of one thread */
+} plan;
+
+#define CONV_CHUNK_BYTES ((int64_t)16 << 20)
+#define CONV_MAX_SLOTS 8
+
+static plan make_plan(const geom *g, int pointwise, int backward) {
+    plan pl;
+    /* A 1x1 stride-1 convolution reads and writes the tensors in place, one image per chunk: its
+     * "columns" are the input planes themselves. Other kernels batch images until the GEMM is
+     * about 256 columns wide (small late-stage feature maps), within a 16 MiB chunk workspace. */
+    int64_t per_image = ((backward ? 2 : 1) * g->k + g->cog) * g->ohw;
+    if (pointwise) {
+        pl.nb = 1;
+        per_image = 0;
+    } else {
+        int64_t want = (256 + g->ohw - 1) / g->ohw;
+        int64_t cap = CONV_CHUNK_BYTES / (per_image * (int64_t)sizeof(float));
+        pl.nb = want < cap ? want : cap;
+        if (pl.nb < 1) pl.nb = 1;
+        if (pl.nb > g->n) pl.nb = g->n;
+    }
+    pl.nchunks = (g->n + pl.nb - 1) / pl.nb;
+    pl.per_thread = per_image * pl.nb;
+    /* Partial weight-gradient sums: at most 8, and at most 64 MiB of them. */
+    int64_t wnum = g->cout * g->k;
+    pl.slots = pl.nchunks < CONV_MAX_SLOTS ? pl.nchunks : CONV_MAX_SLOTS;
+    int64_t smax = ((int64_t)64 << 20) / (wnum * (int64_t)sizeof(float));
+    if (pl.slots > smax) pl.slots = smax;
+    if (pl.slots < 1) pl.slots = 1;
+    int threads = omp_get_max_threads();
+    int64_t units = backward ? pl.slots : pl.nchunks;
+    int64_t work = g->n * g->cout * g->ohw * g->k;
+    pl.par = threads > 1 && work > NN_PAR_MIN && pl.per_thread * (int64_t)sizeof(float) <= CONV_CHUNK_BYTES &&
+             units >= threads && (units % threads == 0 || units >= 4 * threads);
+    return pl;
+}
+
+/* Output columns [*lo, *hi) whose input column ow*s + off lies in [0, w). */
+static void col_range(int64_t off, int64_t s, int64_t w, int64_t ow, int64_t *lo, int64_t *hi) {
+    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t b = (w - 1 - off) < 0 ? 0 : (w - 1 - off) / s + 1;
+    if (b > ow) b = ow;
+    *lo = a;
+    *hi = b > a ? b : a;
 }
 
 /* x [N,Cin,H,W], images [n0, n0+m), group gi -> col [Cig*KH*KW, m*OH*OW] (row stride m*OH*OW,
- * image i in columns [i*OHW, (i+1)*OHW)); zeros where the window leaves the image. Every
- * (image, row) pair is written by one thread. */
+ * image i in columns [i*OHW, (i+1)*OHW)); zeros where the window leaves the image. Each row is a
+ * copy of the valid input span between zero margins (no per-element bounds tests). */
 static void im2col(const float *x, float *col, const geom *g, const nn_conv2d_params *p, int64_t n0, int64_t m,
-                   int64_t gi) {
+                   int64_t gi, int par) {
     int64_t ld = m * g->ohw;
-#pragma omp parallel for schedule(static) if (m * g->k * g->ohw > NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (par && m * g->k * g->ohw > NN_PAR_MIN)
     for (int64_t ir = 0; ir < m * g->k; ir++) {
         int64_t i = ir / g->k, r = ir % g->k;
         int64_t ci = r / (g->kh * g->kw), kh = (r / g->kw) % g->kh, kw = r % g->kw;
         const float *xc = x + ((n0 + i) * g->cin + gi * g->cig + ci) * g->h * g->w;
         float *dst = col + r * ld + i * g->ohw;
-        if (g->kh == 1 && g->kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_t == 0 && p->pad_l == 0 &&
-            g->oh == g->h && g->ow == g->w) {
-            memcpy(dst, xc, (size_t)g->ohw * sizeof(float));
-            continue;
-        }
+        int64_t off = kw * p->dil_w - p->pad_l, lo, hi, sw = p->stride_w;
+        col_range(off, sw, g->w, g->ow, &lo, &hi);
         for (int64_t oh = 0; oh < g->oh; oh++) {
             int64_t ih = oh * p->stride_h - p->pad_t + kh * p->dil_h;
             float *d = dst + oh * g->ow;
-            if (ih < 0 || ih >= g->h) {
+            if (ih < 0 || ih >= g->h || lo >= hi) {
                 memset(d, 0, (size_t)g->ow * sizeof(float));
                 continue;
             }
             const float *xr = xc + ih * g->w;
-            int64_t off = kw * p->dil_w - p->pad_l;
-            for (int64_t ow = 0; ow < g->ow; ow++) {
-                int64_t iw = ow * p->stride_w + off;
-                d[ow] = (iw >= 0 && iw < g->w) ? xr[iw] : 0.0f;
-            }
+            for (int64_t q = 0; q < lo; q++) d[q] = 0.0f;
+            if (sw == 1)
+                memcpy(d + lo, xr + lo + off, (size_t)(hi - lo) * sizeof(float));
+            else
+                for (int64_t q = lo; q < hi; q++) d[q] = xr[q * sw + off];
+            for (int64_t q = hi; q < g->ow; q++) d[q] = 0.0f;
         }
     }
 }
 
-/* col [Cig*KH*KW, m*OH*OW] -> dx [N,Cin,H,W] (+=) for images [n0, n0+m), group gi. One thread owns
- * an (image, input channel) plane and adds its KH*KW rows in a fixed order, so the sums do not
- * depend on scheduling. */
+/* col [Cig*KH*KW, m*OH*OW] -> dx [N,Cin,H,W] (+=) for images [n0, n0+m), group gi. Each input
+ * plane adds its KH*KW rows in a fixed order. */
 static void col2im_add(const float *col, float *dx, const geom *g, const nn_conv2d_params *p, int64_t n0, int64_t m,
-                       int64_t gi) {
+                       int64_t gi, int par) {
     int64_t ld = m * g->ohw;
-#pragma omp parallel for schedule(static) if (m * g->k * g->ohw > NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (par && m * g->k * g->ohw > NN_PAR_MIN)
     for (int64_t ic = 0; ic < m * g->cig; ic++) {
         int64_t i = ic / g->cig, ci = ic % g->cig;
         float *dxc = dx + ((n0 + i) * g->cin + gi * g->cig + ci) * g->h * g->w;
         for (int64_t kh = 0; kh < g->kh; kh++)
             for (int64_t kw = 0; kw < g->kw; kw++) {
                 const float *src = col + ((ci * g->kh + kh) * g->kw + kw) * ld + i * g->ohw;
+                int64_t off = kw * p->dil_w - p->pad_l, lo, hi, sw = p->stride_w;
+                col_range(off, sw, g->w, g->ow, &lo, &hi);
                 for (int64_t oh = 0; oh < g->oh; oh++) {
                     int64_t ih = oh * p->stride_h - p->pad_t + kh * p->dil_h;
                     if (ih < 0 || ih >= g->h) continue;
                     float *dr = dxc + ih * g->w;
                     const float *s = src + oh * g->ow;
-                    int64_t off = kw * p->dil_w - p->pad_l;
-                    for (int64_t ow = 0; ow < g->ow; ow++) {
-                        int64_t iw = ow * p->stride_w + off;
-                        if (iw >= 0 && iw < g->w) dr[iw] += s[ow];
+                    if (sw == 1) {
+#pragma omp simd
+                        for (int64_t q = lo; q < hi; q++) dr[q + off] += s[q];
+                    } else {
+                        for (int64_t q = lo; q < hi; q++) dr[q * sw + off] += s[q];
                     }
                 }
             }
@@ -119,20 +163,39 @@ static void col2im_add(const float *col, float *dx, const geom *g, const nn_conv
 }
 
 /* y [N,Cout,OHW] group gi, images [n0,n0+m) <-> t [Cog, m*OHW] (image-major columns). */
-static void to_columns(const float *y, float *t, const geom *g, int64_t n0, int64_t m, int64_t gi) {
-#pragma omp parallel for schedule(static) if (m * g->cog * g->ohw > NN_PAR_MIN)
+static void to_columns(const float *y, float *t, const geom *g, int64_t n0, int64_t m, int64_t gi, int par) {
+#pragma omp parallel for schedule(static) if (par && m * g->cog * g->ohw > NN_PAR_MIN)
     for (int64_t ic = 0; ic < m * g->cog; ic++) {
         int64_t i = ic / g->cog, co = ic % g->cog;
         memcpy(t + co * m * g->ohw + i * g->ohw, y + ((n0 + i) * g->cout + gi * g->cog + co) * g->ohw,
                (size_t)g->ohw * sizeof(float));
     }
 }
-static void from_columns(const float *t, float *y, const geom *g, int64_t n0, int64_t m, int64_t gi) {
-#pragma omp parallel for schedule(static) if (m * g->cog * g->ohw > NN_PAR_MIN)
+static void from_columns(const float *t, float *y, const geom *g, int64_t n0, int64_t m, int64_t gi, int par) {
+#pragma omp parallel for schedule(static) if (par && m * g->cog * g->ohw > NN_PAR_MIN)
     for (int64_t ic = 0; ic < m * g->cog; ic++) {
         int64_t i = ic / g->cog, co = ic % g->cog;
         memcpy(y + ((n0 + i) * g->cout + gi * g->cog + co) * g->ohw, t + co * m * g->ohw + i * g->ohw,
                (size_t)g->ohw * sizeof(float));
+    }
+}
+
+/* One chunk of the forward pass: images [n0, n0+m), every group, into y. ws: the workspace
+ * (col [K, m*OHW] then yt [Cog, m*OHW]); par: the copies may start a thread team (chunks are not
+ * run in parallel). */
+static void forward_chunk(const float *x, const float *w, float *y, const geom *g, const nn_conv2d_params *p, int pw,
+                          int64_t n0, int64_t m, float *ws, int par) {
+    int64_t ld = m * g->ohw;
+    float *col = ws, *yt = ws + g->k * ld;
+    for (int64_t gi = 0; gi < g->g; gi++) {
+        const float *src = col;
+        if (pw)
+            src = x + (n0 * g->cin + gi * g->cig) * g->h * g->w; /* one image, read in place */
+        else
+            im2col(x, col, g, p, n0, m, gi, par);
+        float *dst = m == 1 ? y + (n0 * g->cout + gi * g->cog) * g->ohw : yt;
+        nn__sgemm(par, 0, 0, g->cog, ld, g->k, w + gi * g->cog * g->k, g->k, src, ld, 0.0f, dst, ld);
+        if (m > 1) from_columns(yt, y, g, n0, m, gi, par);
     }
 }
 
@@ -148,24 +211,19 @@ static void conv2d_forward(nn_ctx *ctx, nn_node *node) {
         nn__dw_forward(ctx, x, w, b, y, g.n, g.cin, g.h, g.w, g.kh, g.kw, g.oh, g.ow, p);
         return;
     }
-    int pw = is_pointwise(p, &g);
-    int64_t nb = chunk_images(&g, pw);
-    float *col = nn__scratch(ctx, (size_t)((g.k + g.cog) * nb * g.ohw) * sizeof(float));
-    float *yt = col + g.k * nb * g.ohw;
-    for (int64_t gi = 0; gi < g.g; gi++)
-        for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
-            int64_t m = g.n - n0 < nb ? g.n - n0 : nb, ld = m * g.ohw;
-            /* One image: read the input plane directly (1x1) and write the output in place. */
-            const float *src = col;
-            if (pw && m == 1)
-                src = x + (n0 * g.cin + gi * g.cig) * g.h * g.w;
-            else
-                im2col(x, col, &g, p, n0, m, gi);
-            float *dst = m == 1 ? y + (n0 * g.cout + gi * g.cog) * g.ohw : yt;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.cog, (int)ld, (int)g.k, 1.0f,
-                        w + gi * g.cog * g.k, (int)g.k, src, (int)ld, 0.0f, dst, (int)ld);
-            if (m > 1) from_columns(yt, y, &g, n0, m, gi);
+    if (nn__direct_ok(p, 0, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow)) {
+        nn__direct_forward(ctx, x, w, y, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow, p);
+    } else {
+        int pw = is_pointwise(p, &g);
+        plan pl = make_plan(&g, pw, 0);
+        int teams = pl.par ? omp_get_max_threads() : 1;
+        float *ws = nn__scratch(ctx, (size_t)(pl.per_thread * teams + 1) * sizeof(float));
+#pragma omp parallel for schedule(static) if (pl.par)
+        for (int64_t c = 0; c < pl.nchunks; c++) {
+            int64_t n0 = c * pl.nb, m = g.n - n0 < pl.nb ? g.n - n0 : pl.nb;
+            forward_chunk(x, w, y, &g, p, pw, n0, m, ws + pl.per_thread * omp_get_thread_num(), !pl.par);
         }
+    }
     if (b) {
 #pragma omp parallel for schedule(static) if (g.n * g.cout * g.ohw > NN_PAR_MIN)
         for (int64_t nc = 0; nc < g.n * g.cout; nc++) {
@@ -175,15 +233,53 @@ static void conv2d_forward(nn_ctx *ctx, nn_node *node) {
     }
 }
 
-/* dy [N,Cout,OH,OW] -> dx [N,Cin,H,W] (+=), dw [Cout,Cin/G,KH,KW] (+=), db [Cout] (+=):
- * per group and chunk, dW_g += dY [Cog, m*OHW] * col^T and dcol = W_g^T * dY, folded back. */
+/* One chunk of the backward pass, images [n0, n0+m), every group: dws [Cout, K] (the chunk's
+ * slot; = when first, else +=) and dx (= when dx_fresh, else +=). ws: the workspace (col,
+ * dcol [K, m*OHW], dyt [Cog, m*OHW]); par as forward_chunk. */
+static void backward_chunk(const float *x, const float *w, const float *dy, float *dx, int dx_fresh, float *dws,
+                           int first, const geom *g, const nn_conv2d_params *p, int pw, int64_t n0, int64_t m,
+                           float *ws, int par) {
+    int64_t ld = m * g->ohw;
+    float *col = ws, *dcol = ws + g->k * ld, *dyt = dcol + g->k * ld;
+    for (int64_t gi = 0; gi < g->g; gi++) {
+        const float *dys = dyt;
+        if (m == 1)
+            dys = dy + (n0 * g->cout + gi * g->cog) * g->ohw;
+        else
+            to_columns(dy, dyt, g, n0, m, gi, par);
+        const float *wg = w + gi * g->cog * g->k;
+        const float *xs = pw ? x + (n0 * g->cin + gi * g->cig) * g->h * g->w : col;
+        if (dws) {
+            if (!pw) im2col(x, col, g, p, n0, m, gi, par);
+            nn__sgemm(par, 0, 1, g->cog, g->k, ld, dys, ld, xs, ld, first ? 0.0f : 1.0f, dws + gi * g->cog * g->k,
+                      g->k);
+        }
+        if (!dx) continue;
+        if (pw) {
+            nn__sgemm(par, 1, 0, g->k, ld, g->cog, wg, g->k, dys, ld, dx_fresh ? 0.0f : 1.0f,
+                      dx + (n0 * g->cin + gi * g->cig) * g->h * g->w, ld);
+            continue;
+        }
+        nn__sgemm(par, 1, 0, g->k, ld, g->cog, wg, g->k, dys, ld, 0.0f, dcol, ld);
+        if (dx_fresh)
+            for (int64_t i = 0; i < m; i++)
+                memset(dx + ((n0 + i) * g->cin + gi * g->cig) * g->h * g->w, 0,
+                       (size_t)(g->cig * g->h * g->w) * sizeof(float));
+        col2im_add(dcol, dx, g, p, n0, m, gi, par);
+    }
+}
+
+/* dy [N,Cout,OH,OW] -> dx [N,Cin,H,W] (+=, or = into a fresh gradient), dw [Cout,Cin/G,KH,KW] (+=),
+ * db [Cout] (+=): per group and chunk, dW_g += dY [Cog, m*OHW] * col^T and dcol = W_g^T * dY,
+ * folded back. */
 static void conv2d_backward(nn_ctx *ctx, nn_node *node) {
     const nn_conv2d_params *p = NN_NODE_P(node, nn_conv2d_params);
     geom g = geometry(node);
     const float *x = node->ins[0]->data, *w = node->ins[1]->data, *dy = node->out->grad;
-    float *dx = nn__grad(ctx, node->ins[0]);
     float *dw = nn__grad(ctx, node->ins[1]);
     float *db = node->nin > 2 ? nn__grad(ctx, node->ins[2]) : NULL;
+    int dx_fresh;
+    float *dx = nn__grad_first(ctx, node->ins[0], &dx_fresh);
     if (db) {
 #pragma omp parallel for schedule(static) if (g.n * g.cout * g.ohw > NN_PAR_MIN)
         for (int64_t co = 0; co < g.cout; co++) {
@@ -198,42 +294,39 @@ static void conv2d_backward(nn_ctx *ctx, nn_node *node) {
         }
     }
     if (g.g == g.cin && g.g == g.cout) {
-        nn__dw_backward(ctx, x, w, dy, dx, dw, g.n, g.cin, g.h, g.w, g.kh, g.kw, g.oh, g.ow, p);
+        nn__dw_backward(ctx, x, w, dy, dx, dx_fresh, dw, g.n, g.cin, g.h, g.w, g.kh, g.kw, g.oh, g.ow, p);
         return;
     }
+    if (dx && nn__direct_ok(p, 1, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow)) {
+        nn__direct_backward_dx(ctx, dy, w, dx, dx_fresh, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow, p);
+        dx = NULL; /* done; the weight gradient below still takes the GEMM path */
+    }
+    if (!dx && !dw) return;
     int pw = is_pointwise(p, &g);
-    int64_t nb = chunk_images(&g, pw);
-    float *col = nn__scratch(ctx, (size_t)((2 * g.k + g.cog) * nb * g.ohw) * sizeof(float));
-    float *dyt = col + g.k * nb * g.ohw, *dcol = dyt + g.cog * nb * g.ohw;
-    for (int64_t gi = 0; gi < g.g; gi++)
-        for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
-            int64_t m = g.n - n0 < nb ? g.n - n0 : nb, ld = m * g.ohw;
-            const float *dys = dyt;
-            if (m == 1)
-                dys = dy + (n0 * g.cout + gi * g.cog) * g.ohw;
-            else
-                to_columns(dy, dyt, &g, n0, m, gi);
-            const float *wg = w + gi * g.cog * g.k;
-            if (dw) {
-                const float *src = col;
-                if (pw && m == 1)
-                    src = x + (n0 * g.cin + gi * g.cig) * g.h * g.w;
-                else
-                    im2col(x, col, &g, p, n0, m, gi);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g.cog, (int)g.k, (int)ld, 1.0f, dys, (int)ld,
-                            src, (int)ld, 1.0f, dw + gi * g.cog * g.k, (int)g.k);
-            }
-            if (dx) {
-                if (pw && m == 1) {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g.k, (int)ld, (int)g.cog, 1.0f, wg,
-                                (int)g.k, dys, (int)ld, 1.0f, dx + (n0 * g.cin + gi * g.cig) * g.h * g.w, (int)ld);
-                    continue;
-                }
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g.k, (int)ld, (int)g.cog, 1.0f, wg, (int)g.k,
-                            dys, (int)ld, 0.0f, dcol, (int)ld);
-                col2im_add(dcol, dx, &g, p, n0, m, gi);
-            }
+    plan pl = make_plan(&g, pw, 1);
+    int teams = pl.par ? omp_get_max_threads() : 1;
+    int64_t wnum = g.cout * g.k;
+    /* One slot accumulates straight into dw; several sum into partials added in order below. */
+    int64_t nparts = dw && pl.slots > 1 ? pl.slots : 0;
+    float *parts = nn__scratch(ctx, (size_t)(nparts * wnum + pl.per_thread * teams + 1) * sizeof(float));
+    float *ws = parts + nparts * wnum;
+#pragma omp parallel for schedule(static) if (pl.par)
+    for (int64_t s = 0; s < pl.slots; s++) {
+        float *dws = dw ? (nparts ? parts + s * wnum : dw) : NULL;
+        for (int64_t c = s; c < pl.nchunks; c += pl.slots) {
+            int64_t n0 = c * pl.nb, m = g.n - n0 < pl.nb ? g.n - n0 : pl.nb;
+            backward_chunk(x, w, dy, dx, dx_fresh, dws, nparts && c == s, &g, p, pw, n0, m,
+                           ws + pl.per_thread * omp_get_thread_num(), !pl.par);
         }
+    }
+    if (nparts) {
+#pragma omp parallel for schedule(static) if (wnum * nparts > NN_PAR_MIN)
+        for (int64_t j = 0; j < wnum; j++) {
+            float s = parts[j];
+            for (int64_t q = 1; q < nparts; q++) s += parts[q * wnum + j];
+            dw[j] += s;
+        }
+    }
 }
 
 const nn_op_impl nn_op_conv2d_impl = {conv2d_forward, conv2d_backward};

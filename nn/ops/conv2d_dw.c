@@ -49,23 +49,23 @@ void nn__dw_forward(nn_ctx *ctx, const float *x, const float *w, const float *b,
                     int64_t h, int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow, const nn_conv2d_params *p) {
     if (kw <= NN_DW_FAST_MAXK) {
         /* Pad each plane once, then the register-accumulating stride-1 kernel; a strided
-         * convolution computes only its own rows and every stride-th column of them. */
+         * convolution computes only its own rows (4 at a time) at every column, then keeps every
+         * stride-th column. */
         int64_t sh = p->stride_h, sw = p->stride_w;
         int64_t ph = (oh - 1) * sh + (kh - 1) * p->dil_h + 1, pw = (ow - 1) * sw + (kw - 1) * p->dil_w + 1;
-        int64_t ow1 = (ow - 1) * sw + 1, per = ph * pw + ow1;
+        int64_t ow1 = (ow - 1) * sw + 1, per = ph * pw + (sw > 1 ? oh * ow1 : 0);
         float *ws = nn__scratch(ctx, (size_t)(per * omp_get_max_threads()) * sizeof(float));
 #pragma omp parallel for schedule(static) if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
         for (int64_t nc = 0; nc < n * c; nc++) {
             int64_t ch = nc % c;
             float *pad = ws + per * omp_get_thread_num(), *tmp = pad + ph * pw, *yp = y + nc * oh * ow;
             nn__dw_pad_plane(x + nc * h * wd, h, wd, 1, 1, pad, ph, pw, p->pad_t, p->pad_l);
-            if (sh == 1 && sw == 1) {
-                nn__dw_corr_s1(pad, pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, yp, oh, ow, 0);
+            if (sw == 1) {
+                nn__dw_corr_rows(pad, pw, sh * pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, yp, oh, ow, 0);
             } else {
-                for (int64_t r = 0; r < oh; r++) {
-                    nn__dw_corr_s1(pad + r * sh * pw, pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, tmp, 1, ow1, 0);
-                    for (int64_t q = 0; q < ow; q++) yp[r * ow + q] = tmp[q * sw];
-                }
+                nn__dw_corr_rows(pad, pw, sh * pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, tmp, oh, ow1, 0);
+                for (int64_t r = 0; r < oh; r++)
+                    for (int64_t q = 0; q < ow; q++) yp[r * ow + q] = tmp[r * ow1 + q * sw];
             }
             if (b)
                 for (int64_t i = 0; i < oh * ow; i++) yp[i] += b[ch];
@@ -136,8 +136,8 @@ NN_SIMD_CLONES static void plane_backward_dw(const float *xp, const float *g, fl
         }
 }
 
-void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *dy, float *dx, float *dw, int64_t n,
-                     int64_t c, int64_t h, int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *dy, float *dx, int dx_fresh, float *dw,
+                     int64_t n, int64_t c, int64_t h, int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
                      const nn_conv2d_params *p) {
     if (dx && kw <= NN_DW_FAST_MAXK) {
         /* dx[a][b] = sum w[i][j] dy[(a + pad_t - i*dh)/sh][(b + pad_l - j*dw)/sw] (where divisible): a
@@ -152,14 +152,16 @@ void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *d
             for (int64_t i = 0; i < kh * kw; i++) flip[i] = wk[kh * kw - 1 - i];
             nn__dw_pad_plane(dy + nc * oh * ow, oh, ow, p->stride_h, p->stride_w, pad, ph, pw,
                              (kh - 1) * p->dil_h - p->pad_t, (kw - 1) * p->dil_w - p->pad_l);
-            nn__dw_corr_s1(pad, pw, flip, kh, kw, p->dil_h, p->dil_w, dx + nc * h * wd, h, wd, 1);
+            nn__dw_corr_s1(pad, pw, flip, kh, kw, p->dil_h, p->dil_w, dx + nc * h * wd, h, wd, !dx_fresh);
         }
         dx = NULL; /* done */
     }
     if (dx) {
 #pragma omp parallel for schedule(static) if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
-        for (int64_t nc = 0; nc < n * c; nc++)
+        for (int64_t nc = 0; nc < n * c; nc++) {
+            if (dx_fresh) memset(dx + nc * h * wd, 0, (size_t)(h * wd) * sizeof(float));
             plane_backward_dx(dy + nc * oh * ow, w + (nc % c) * kh * kw, dx + nc * h * wd, h, wd, kh, kw, oh, ow, p);
+        }
     }
     if (dw && kw <= NN_DW_FAST_MAXK) {
         /* dw[i][j] = sum dy[r][c] x_pad[r*sh + i*dh][c*sw + j*dw]: the output gradient spread out by

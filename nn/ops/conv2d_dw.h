@@ -10,8 +10,10 @@
  * Uses ctx's scratch workspace (nn__scratch). */
 void nn__dw_forward(nn_ctx *ctx, const float *x, const float *w, const float *b, float *y, int64_t n, int64_t c, int64_t h,
                     int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow, const nn_conv2d_params *p);
-/* dy [N,C,OH,OW] -> dx [N,C,H,W] (+=, skipped when NULL), dw [C,1,KH,KW] (+=, skipped when NULL). */
-void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *dy, float *dx, float *dw, int64_t n, int64_t c,
+/* dy [N,C,OH,OW] -> dx [N,C,H,W] (+=, or = when dx_fresh; skipped when NULL), dw [C,1,KH,KW] (+=,
+ * skipped when NULL). */
+void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *dy, float *dx, int dx_fresh, float *dw,
+                     int64_t n, int64_t c,
                      int64_t h, int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
                      const nn_conv2d_params *p);
 
@@ -22,6 +24,10 @@ void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *d
  * out [oh, ow] (+)= sum_{i,j} w[i*kw+j] * p[r+i*dh][c+j*dw], ow = pw - (kw-1)*dw. */
 void nn__dw_corr_s1(const float *p, int64_t pw, const float *w, int64_t kh, int64_t kw, int64_t dh, int64_t dw,
                     float *out, int64_t oh, int64_t ow, int accumulate);
+/* As nn__dw_corr_s1 with output row r starting at p + r*rstep (kernel row i at + i*dh*pw): rstep
+ * is pw for stride 1 and sh*pw for a row stride sh. */
+void nn__dw_corr_rows(const float *p, int64_t pw, int64_t rstep, const float *w, int64_t kh, int64_t kw, int64_t dh,
+                      int64_t dw, float *out, int64_t oh, int64_t ow, int accumulate);
 /* Stride-1 weight gradient of one plane: dwk [kh,kw] += sum dy[r][c] * p[r+i*dh][c+j*dw] with p the
  * padded input [oh+(kh-1)*dh, pw]. Returns 0 (and does nothing) when kw is too wide for it. */
 int nn__dw_wgrad_s1(const float *p, int64_t pw, const float *dy, int64_t oh, int64_t ow, int64_t kh, int64_t kw,

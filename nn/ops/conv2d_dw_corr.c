@@ -7,84 +7,223 @@
 #include "nn/nn_impl.h"
 #include "nn/ops/conv2d_dw.h"
 
+/* A block of up to 4 output rows x 2 vectors (8 independent accumulators: one chain of dependent
+ * FMAs would wait out the FMA latency at every tap). Each output still adds its taps in the order
+ * i, j, so the blocking changes no result. `rows` and `nv` are constants after inlining for the
+ * full block. */
+__attribute__((target("avx512f"), always_inline)) static inline void block_512(
+    const float *p, int64_t pw, int64_t rstep, const float *w, int64_t kh, int64_t kw, int64_t dh, int64_t dw,
+    float *out, int64_t ow, int64_t r, int64_t c0, int rows, int nv, __mmask16 m0, __mmask16 m1, int accumulate) {
+    __m512 a[4][2];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        a[q][0] = accumulate && q < rows ? _mm512_maskz_loadu_ps(m0, out + (r + q) * ow + c0) : _mm512_setzero_ps();
+        a[q][1] = accumulate && q < rows && nv > 1 ? _mm512_maskz_loadu_ps(m1, out + (r + q) * ow + c0 + 16)
+                                                   : _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < kh; i++) {
+        const float *wr = w + i * kw;
+        const float *base = p + r * rstep + i * dh * pw + c0;
+        for (int64_t j = 0; j < kw; j++) {
+            __m512 b = _mm512_set1_ps(wr[j]);
+            const float *x = base + j * dw;
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                if (q >= rows) break;
+                a[q][0] = _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(m0, x + q * rstep), a[q][0]);
+                if (nv > 1) a[q][1] = _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(m1, x + q * rstep + 16), a[q][1]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        if (q >= rows) break;
+        _mm512_mask_storeu_ps(out + (r + q) * ow + c0, m0, a[q][0]);
+        if (nv > 1) _mm512_mask_storeu_ps(out + (r + q) * ow + c0 + 16, m1, a[q][1]);
+    }
+}
+
 /* p [oh + (kh-1)*dh, pw] -> out [oh, ow], ow = pw - (kw-1)*dw */
-__attribute__((target("avx512f"))) static void corr_512(const float *p, int64_t pw, const float *w, int64_t kh,
+__attribute__((target("avx512f"))) static void corr_512(const float *p, int64_t pw, int64_t rstep, const float *w, int64_t kh,
                                                         int64_t kw, int64_t dh, int64_t dw, float *out, int64_t oh,
                                                         int64_t ow, int accumulate) {
-    for (int64_t r = 0; r < oh; r++)
-        for (int64_t c0 = 0; c0 < ow; c0 += 16) {
-            __mmask16 m = ow - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ow - c0)) - 1);
-            float *o = out + r * ow + c0;
-            __m512 acc = accumulate ? _mm512_maskz_loadu_ps(m, o) : _mm512_setzero_ps();
-            for (int64_t i = 0; i < kh; i++) {
-                const float *row = p + (r + i * dh) * pw + c0;
-                const float *wr = w + i * kw;
-                for (int64_t j = 0; j < kw; j++)
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(wr[j]), _mm512_maskz_loadu_ps(m, row + j * dw), acc);
+    for (int64_t c0 = 0; c0 < ow; c0 += 32) {
+        int64_t left = ow - c0;
+        __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+        int nv = left > 16 ? 2 : 1;
+        int64_t r = 0;
+        if (nv == 2)
+            for (; r + 4 <= oh; r += 4) block_512(p, pw, rstep, w, kh, kw, dh, dw, out, ow, r, c0, 4, 2, m0, m1, accumulate);
+        else
+            for (; r + 4 <= oh; r += 4) block_512(p, pw, rstep, w, kh, kw, dh, dw, out, ow, r, c0, 4, 1, m0, m1, accumulate);
+        for (; r < oh; r++) block_512(p, pw, rstep, w, kh, kw, dh, dw, out, ow, r, c0, 1, nv, m0, m1, accumulate);
+    }
+}
+
+/* The same with 8 lanes (the x86-64-v3 baseline): blocks of 4 rows x 2 vectors, the columns past
+ * the last full vector through a scalar loop. */
+__attribute__((always_inline)) static inline void block_256(const float *p, int64_t pw, int64_t rstep, const float *w, int64_t kh,
+                                                            int64_t kw, int64_t dh, int64_t dw, float *out, int64_t ow,
+                                                            int64_t r, int64_t c0, int rows, int nv, int accumulate) {
+    __m256 a[4][2];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        a[q][0] = accumulate && q < rows ? _mm256_loadu_ps(out + (r + q) * ow + c0) : _mm256_setzero_ps();
+        a[q][1] = accumulate && q < rows && nv > 1 ? _mm256_loadu_ps(out + (r + q) * ow + c0 + 8) : _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < kh; i++) {
+        const float *wr = w + i * kw;
+        const float *base = p + r * rstep + i * dh * pw + c0;
+        for (int64_t j = 0; j < kw; j++) {
+            __m256 b = _mm256_broadcast_ss(wr + j);
+            const float *x = base + j * dw;
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                if (q >= rows) break;
+                a[q][0] = _mm256_fmadd_ps(b, _mm256_loadu_ps(x + q * rstep), a[q][0]);
+                if (nv > 1) a[q][1] = _mm256_fmadd_ps(b, _mm256_loadu_ps(x + q * rstep + 8), a[q][1]);
             }
-            _mm512_mask_storeu_ps(o, m, acc);
+        }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        if (q >= rows) break;
+        _mm256_storeu_ps(out + (r + q) * ow + c0, a[q][0]);
+        if (nv > 1) _mm256_storeu_ps(out + (r + q) * ow + c0 + 8, a[q][1]);
+    }
+}
+
+static void corr_256(const float *p, int64_t pw, int64_t rstep, const float *w, int64_t kh, int64_t kw, int64_t dh, int64_t dw,
+                     float *out, int64_t oh, int64_t ow, int accumulate) {
+    int64_t c0 = 0;
+    for (; c0 + 8 <= ow; c0 += 16) {
+        int nv = c0 + 16 <= ow ? 2 : 1;
+        int64_t r = 0;
+        if (nv == 2)
+            for (; r + 4 <= oh; r += 4) block_256(p, pw, rstep, w, kh, kw, dh, dw, out, ow, r, c0, 4, 2, accumulate);
+        else
+            for (; r + 4 <= oh; r += 4) block_256(p, pw, rstep, w, kh, kw, dh, dw, out, ow, r, c0, 4, 1, accumulate);
+        for (; r < oh; r++) block_256(p, pw, rstep, w, kh, kw, dh, dw, out, ow, r, c0, 1, nv, accumulate);
+        if (nv == 1) {
+            c0 += 8;
+            break;
+        }
+    }
+    for (int64_t r = 0; r < oh; r++)
+        for (int64_t c = c0; c < ow; c++) {
+            float s = accumulate ? out[r * ow + c] : 0.0f;
+            for (int64_t i = 0; i < kh; i++)
+                for (int64_t j = 0; j < kw; j++) s += w[i * kw + j] * p[r * rstep + i * dh * pw + c + j * dw];
+            out[r * ow + c] = s;
         }
 }
 
-/* The same with 8 lanes (the x86-64-v3 baseline); the tail columns go through a scalar loop. */
-static void corr_256(const float *p, int64_t pw, const float *w, int64_t kh, int64_t kw, int64_t dh, int64_t dw,
-                     float *out, int64_t oh, int64_t ow, int accumulate) {
-    for (int64_t r = 0; r < oh; r++) {
-        int64_t c0 = 0;
-        for (; c0 + 8 <= ow; c0 += 8) {
-            float *o = out + r * ow + c0;
-            __m256 acc = accumulate ? _mm256_loadu_ps(o) : _mm256_setzero_ps();
-            for (int64_t i = 0; i < kh; i++) {
-                const float *row = p + (r + i * dh) * pw + c0;
-                for (int64_t j = 0; j < kw; j++)
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(w[i * kw + j]), _mm256_loadu_ps(row + j * dw), acc);
-            }
-            _mm256_storeu_ps(o, acc);
-        }
-        for (; c0 < ow; c0++) {
-            float s = accumulate ? out[r * ow + c0] : 0.0f;
-            for (int64_t i = 0; i < kh; i++)
-                for (int64_t j = 0; j < kw; j++) s += w[i * kw + j] * p[(r + i * dh) * pw + c0 + j * dw];
-            out[r * ow + c0] = s;
-        }
-    }
+void nn__dw_corr_rows(const float *p, int64_t pw, int64_t rstep, const float *w, int64_t kh, int64_t kw, int64_t dh,
+                      int64_t dw, float *out, int64_t oh, int64_t ow, int accumulate) {
+    if (nn__cpu_avx512())
+        corr_512(p, pw, rstep, w, kh, kw, dh, dw, out, oh, ow, accumulate);
+    else
+        corr_256(p, pw, rstep, w, kh, kw, dh, dw, out, oh, ow, accumulate);
 }
 
 void nn__dw_corr_s1(const float *p, int64_t pw, const float *w, int64_t kh, int64_t kw, int64_t dh, int64_t dw,
                     float *out, int64_t oh, int64_t ow, int accumulate) {
-    if (nn__cpu_avx512())
-        corr_512(p, pw, w, kh, kw, dh, dw, out, oh, ow, accumulate);
-    else
-        corr_256(p, pw, w, kh, kw, dh, dw, out, oh, ow, accumulate);
+    nn__dw_corr_rows(p, pw, pw, w, kh, kw, dh, dw, out, oh, ow, accumulate);
+}
+
+/* dst[0, n) = src[0, n), in 8-wide vectors: rows of a small plane are too short for memcpy's
+ * call and dispatch to pay off. */
+static inline void copy_row(float *dst, const float *src, int64_t n) {
+    int64_t q = 0;
+    for (; q + 8 <= n; q += 8) _mm256_storeu_ps(dst + q, _mm256_loadu_ps(src + q));
+    for (; q < n; q++) dst[q] = src[q];
+}
+
+static inline void zero_row(float *dst, int64_t n) {
+    int64_t q = 0;
+    for (; q + 8 <= n; q += 8) _mm256_storeu_ps(dst + q, _mm256_setzero_ps());
+    for (; q < n; q++) dst[q] = 0.0f;
 }
 
 void nn__dw_pad_plane(const float *src, int64_t h, int64_t w, int64_t sh, int64_t sw, float *dst, int64_t ph,
                       int64_t pw, int64_t top, int64_t left) {
-    memset(dst, 0, (size_t)(ph * pw) * sizeof(float));
-    for (int64_t i = 0; i < h; i++) {
-        int64_t r = top + i * sh;
-        if (r < 0 || r >= ph) continue;
-        float *d = dst + r * pw;
-        const float *s = src + i * w;
-        if (sw == 1) {
-            /* Columns of src that land inside dst. */
-            int64_t c0 = left < 0 ? -left : 0, c1 = w < pw - left ? w : pw - left;
-            if (c1 > c0) memcpy(d + c0 + left, s + c0, (size_t)(c1 - c0) * sizeof(float));
-        } else {
+    if (sh != 1 || sw != 1) {
+        memset(dst, 0, (size_t)(ph * pw) * sizeof(float));
+        for (int64_t i = 0; i < h; i++) {
+            int64_t r = top + i * sh;
+            if (r < 0 || r >= ph) continue;
             for (int64_t c = 0; c < w; c++) {
                 int64_t q = left + c * sw;
-                if (q >= 0 && q < pw) d[q] = s[c];
+                if (q >= 0 && q < pw) dst[r * pw + q] = src[i * w + c];
             }
         }
+        return;
+    }
+    /* Each row written once: zeros, the source columns that land inside, zeros. */
+    int64_t c0 = left < 0 ? -left : 0, c1 = w < pw - left ? w : pw - left;
+    for (int64_t r = 0; r < ph; r++) {
+        float *d = dst + r * pw;
+        int64_t i = r - top;
+        if (i < 0 || i >= h || c1 <= c0) {
+            zero_row(d, pw);
+            continue;
+        }
+        zero_row(d, c0 + left);
+        copy_row(d + c0 + left, src + i * w + c0, c1 - c0);
+        zero_row(d + c1 + left, pw - (c1 + left));
     }
 }
 
 /* Weight gradient of one plane, stride 1: dwk[i][j] += sum_{r,c} dy[r][c] * p[r + i*dh][c + j*dw]
- * with p the zero-padded input. For each kernel row, one vector accumulator per kernel column
- * (at most NN_DW_FAST_MAXK) collects all rows and columns; they are reduced once at the end. */
+ * with p the zero-padded input. For each kernel row, vector accumulators per kernel column collect
+ * all rows and columns and are reduced once at the end. The common widths 3, 5 and 7 get kernels
+ * with the width a constant and two rows in flight (2*kw independent accumulators in registers);
+ * other widths (at most NN_DW_FAST_MAXK) the generic loop. */
+__attribute__((target("avx512f"), always_inline)) static inline void wgrad_fixed_512(
+    const float *p, int64_t pw, const float *dy, int64_t oh, int64_t ow, int64_t kh, const int kw, int64_t dh,
+    int64_t dw, float *dwk) {
+    for (int64_t i = 0; i < kh; i++) {
+        __m512 a0[7], a1[7];
+#pragma GCC unroll 7
+        for (int j = 0; j < kw; j++) a0[j] = a1[j] = _mm512_setzero_ps();
+        int64_t r = 0;
+        for (; r + 2 <= oh; r += 2) {
+            const float *row0 = p + (r + i * dh) * pw, *row1 = row0 + pw, *g0 = dy + r * ow, *g1 = g0 + ow;
+            for (int64_t c0 = 0; c0 < ow; c0 += 16) {
+                __mmask16 m = ow - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ow - c0)) - 1);
+                __m512 gv0 = _mm512_maskz_loadu_ps(m, g0 + c0), gv1 = _mm512_maskz_loadu_ps(m, g1 + c0);
+#pragma GCC unroll 7
+                for (int j = 0; j < kw; j++) {
+                    a0[j] = _mm512_fmadd_ps(gv0, _mm512_maskz_loadu_ps(m, row0 + c0 + j * dw), a0[j]);
+                    a1[j] = _mm512_fmadd_ps(gv1, _mm512_maskz_loadu_ps(m, row1 + c0 + j * dw), a1[j]);
+                }
+            }
+        }
+        if (r < oh) {
+            const float *row0 = p + (r + i * dh) * pw, *g0 = dy + r * ow;
+            for (int64_t c0 = 0; c0 < ow; c0 += 16) {
+                __mmask16 m = ow - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ow - c0)) - 1);
+                __m512 gv0 = _mm512_maskz_loadu_ps(m, g0 + c0);
+#pragma GCC unroll 7
+                for (int j = 0; j < kw; j++)
+                    a0[j] = _mm512_fmadd_ps(gv0, _mm512_maskz_loadu_ps(m, row0 + c0 + j * dw), a0[j]);
+            }
+        }
+#pragma GCC unroll 7
+        for (int j = 0; j < kw; j++) dwk[i * kw + j] += _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j]));
+    }
+}
+
 __attribute__((target("avx512f"))) static void wgrad_512(const float *p, int64_t pw, const float *dy, int64_t oh,
                                                          int64_t ow, int64_t kh, int64_t kw, int64_t dh, int64_t dw,
                                                          float *dwk) {
+    switch (kw) {
+    case 3: wgrad_fixed_512(p, pw, dy, oh, ow, kh, 3, dh, dw, dwk); return;
+    case 5: wgrad_fixed_512(p, pw, dy, oh, ow, kh, 5, dh, dw, dwk); return;
+    case 7: wgrad_fixed_512(p, pw, dy, oh, ow, kh, 7, dh, dw, dwk); return;
+    default: break;
+    }
     for (int64_t i = 0; i < kh; i++) {
         __m512 acc[NN_DW_FAST_MAXK];
         for (int64_t j = 0; j < kw; j++) acc[j] = _mm512_setzero_ps();

@@ -1,6 +1,4 @@
-/* linear: y = x w^T + b with w [O,K] as PyTorch stores it; OpenBLAS sgemm. */
-#include <cblas.h>
-
+/* linear: y = x w^T + b with w [O,K] as PyTorch stores it; OpenBLAS sgemm (nn__sgemm). */
 #include "nn/nn_impl.h"
 
 /* x [N,K], w [O,K], b [O] -> y [N,O] */
@@ -12,8 +10,7 @@ static void linear_forward(nn_ctx *ctx, nn_node *node) {
     if (node->nin > 2) {
         for (int64_t i = 0; i < n; i++) memcpy(y + i * o, node->ins[2]->data, (size_t)o * sizeof(float));
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)o, (int)k, 1.0f, x->data, (int)k, w->data,
-                (int)k, node->nin > 2 ? 1.0f : 0.0f, y, (int)o);
+    nn__sgemm(1, 0, 1, n, o, k, x->data, k, w->data, k, node->nin > 2 ? 1.0f : 0.0f, y, o);
 }
 
 /* dy [N,O] -> dx [N,K] += dy w, dw [O,K] += dy^T x, db [O] += column sums of dy */
@@ -24,11 +21,9 @@ static void linear_backward(nn_ctx *ctx, nn_node *node) {
     float *dx = nn__grad(ctx, x), *dw = nn__grad(ctx, w);
     float *db = node->nin > 2 ? nn__grad(ctx, node->ins[2]) : NULL;
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)k, (int)o, 1.0f, dy, (int)o, w->data,
-                    (int)k, 1.0f, dx, (int)k);
+        nn__sgemm(1, 0, 0, n, k, o, dy, o, w->data, k, 1.0f, dx, k);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)o, (int)k, (int)n, 1.0f, dy, (int)o, x->data,
-                    (int)k, 1.0f, dw, (int)k);
+        nn__sgemm(1, 1, 0, o, k, n, dy, o, x->data, k, 1.0f, dw, k);
     if (db)
         for (int64_t i = 0; i < n; i++) nn__vec_add(db, dy + i * o, o);
 }

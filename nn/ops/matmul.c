@@ -1,6 +1,4 @@
-/* matmul: y = a b; OpenBLAS sgemm. */
-#include <cblas.h>
-
+/* matmul: y = a b; OpenBLAS sgemm (nn__sgemm). */
 #include "nn/nn_impl.h"
 
 /* a [M,K], b [K,N] -> y [M,N] */
@@ -8,8 +6,7 @@ static void matmul_forward(nn_ctx *ctx, nn_node *node) {
     (void)ctx;
     const nn_tensor *a = node->ins[0], *b = node->ins[1];
     int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f, a->data, (int)k, b->data,
-                (int)n, 0.0f, node->out->data, (int)n);
+    nn__sgemm(1, 0, 0, m, n, k, a->data, k, b->data, n, 0.0f, node->out->data, n);
 }
 
 /* dy [M,N] -> da [M,K] += dy b^T, db [K,N] += a^T dy */
@@ -19,11 +16,9 @@ static void matmul_backward(nn_ctx *ctx, nn_node *node) {
     const float *dy = node->out->grad;
     float *da = nn__grad(ctx, a), *db = nn__grad(ctx, b);
     if (da)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)k, (int)n, 1.0f, dy, (int)n, b->data, (int)n,
-                    1.0f, da, (int)k);
+        nn__sgemm(1, 0, 1, m, k, n, dy, n, b->data, n, 1.0f, da, k);
     if (db)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)n, (int)m, 1.0f, a->data, (int)k, dy, (int)n,
-                    1.0f, db, (int)n);
+        nn__sgemm(1, 1, 0, k, n, m, a->data, k, dy, n, 1.0f, db, n);
 }
 
 const nn_op_impl nn_op_matmul_impl = {matmul_forward, matmul_backward};

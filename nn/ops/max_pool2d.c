@@ -80,17 +80,21 @@ static void max_pool2d_forward(nn_ctx *ctx, nn_node *node) {
                   ws + per * omp_get_thread_num());
 }
 
-/* dy -> dx (+=) at the arg-max of each window */
+/* dy -> dx (+=) at the arg-max of each window; a fresh gradient is zeroed plane by plane just
+ * before its scatter, while the plane is in cache */
 static void max_pool2d_backward(nn_ctx *ctx, nn_node *node) {
     nn_tensor *x = node->ins[0];
-    float *dx = nn__grad(ctx, x);
+    int fresh;
+    float *dx = nn__grad_first(ctx, x, &fresh);
     if (!dx) return;
     const nn_tensor *y = node->out;
     const int32_t *arg = node->saved;
     int64_t hw = NN_H(x) * NN_W(x), ohw = NN_H(y) * NN_W(y);
 #pragma omp parallel for schedule(static) if (x->numel > NN_PAR_MIN)
-    for (int64_t nc = 0; nc < NN_N(x) * NN_C(x); nc++)
+    for (int64_t nc = 0; nc < NN_N(x) * NN_C(x); nc++) {
+        if (fresh) memset(dx + nc * hw, 0, (size_t)hw * sizeof(float));
         for (int64_t i = 0; i < ohw; i++) dx[nc * hw + arg[nc * ohw + i]] += y->grad[nc * ohw + i];
+    }
 }
 
 const nn_op_impl nn_op_max_pool2d_impl = {max_pool2d_forward, max_pool2d_backward};

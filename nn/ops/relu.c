@@ -11,14 +11,20 @@ static void relu_forward(nn_ctx *ctx, nn_node *node) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-/* dy [any] -> dx [same] (+=), passing where y > 0 */
+/* dy [any] -> dx [same] (+=, or = for a fresh gradient), passing where y > 0 */
 static void relu_backward(nn_ctx *ctx, nn_node *node) {
-    float *dx = nn__grad(ctx, node->ins[0]);
+    int fresh;
+    float *dx = nn__grad_first(ctx, node->ins[0], &fresh);
     if (!dx) return;
     const float *y = node->out->data, *dy = node->out->grad;
     int64_t n = node->out->numel;
+    if (fresh) {
 #pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+    }
 }
 
 const nn_op_impl nn_op_relu_impl = {relu_forward, relu_backward};

@@ -8,10 +8,11 @@ static void reshape_forward(nn_ctx *ctx, nn_node *node) {
     (void)node;
 }
 
-/* dy -> dx (+=) */
+/* dy -> dx (+=, or a copy into a fresh gradient) */
 static void reshape_backward(nn_ctx *ctx, nn_node *node) {
-    float *dx = nn__grad(ctx, node->ins[0]);
-    if (dx) nn__vec_add(dx, node->out->grad, node->out->numel);
+    int fresh;
+    float *dx = nn__grad_first(ctx, node->ins[0], &fresh);
+    if (dx) nn__vec_put(dx, node->out->grad, node->out->numel, fresh);
 }
 
 const nn_op_impl nn_op_reshape_impl = {reshape_forward, reshape_backward};

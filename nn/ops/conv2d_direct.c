@@ -1,0 +1,199 @@
+/* Direct stride-1 convolution over zero-padded planes (the kernels are in conv2d_flat.c). Per
+ * image: pad the input planes into a workspace, run the flat correlation into an output buffer
+ * with the padded row length, copy the valid columns out. A 1x1 convolution without padding reads
+ * and writes the tensors in place. With at least as many images as threads, each thread takes
+ * whole images with its own workspace; otherwise the threads split each image's positions.
+ * Either way each output value is the same sum in the same order (see conv2d_direct.h). */
+#include "nn/ops/conv2d_direct.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/ops/conv2d_dw.h"
+
+#define DIRECT_MAX_IMAGE_BYTES ((int64_t)32 << 20)
+
+/* One direction of the direct convolution on a batch: in [N, ci, ih, iw] planes padded into
+ * [ph, pw] with the input at (top, left), taps offsets off, packed weights wp for co output
+ * channels, out [N, co, oh, ow] with oh = ph - (kh-1)*dh, ow = pw - (kw-1)*dw. */
+typedef struct flat_job {
+    const float *in;
+    int64_t ci, ih, iw, ph, pw, top, left;
+    const int64_t *off;
+    int64_t taps;
+    const float *wp;
+    int64_t co, oh, ow;
+    float *out;
+    int accumulate; /* add into out instead of storing */
+    int inplace;    /* 1x1, unpadded: in and out are the flat planes themselves */
+} flat_job;
+
+/* Workspace floats of one image: padded input planes and the padded-width output. */
+static int64_t image_floats(const flat_job *j) {
+    if (j->inplace) return 0;
+    return j->ci * j->ph * j->pw + (j->pw == j->ow ? 0 : j->co * j->oh * j->pw) + 16;
+}
+
+/* Positions [0, valid) of the flat output: the last row stops at its last valid column. */
+static int64_t flat_valid(const flat_job *j) { return (j->oh - 1) * j->pw + j->ow; }
+
+static void pad_planes(const flat_job *j, int64_t b, float *pad, int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++)
+        nn__dw_pad_plane(j->in + (b * j->ci + c) * j->ih * j->iw, j->ih, j->iw, 1, 1, pad + c * j->ph * j->pw, j->ph,
+                         j->pw, j->top, j->left);
+}
+
+/* tmp [co, oh*pw] -> out image b [co, oh, ow] (= or +=), channels [c0, c1). */
+static void copy_out(const flat_job *j, int64_t b, const float *tmp, int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++)
+        for (int64_t r = 0; r < j->oh; r++) {
+            float *o = j->out + ((b * j->co + c) * j->oh + r) * j->ow;
+            const float *s = tmp + c * j->oh * j->pw + r * j->pw;
+            if (j->accumulate)
+                nn__vec_add(o, s, j->ow);
+            else
+                memcpy(o, s, (size_t)j->ow * sizeof(float));
+        }
+}
+
+/* Image b on one thread with workspace ws. */
+static void image_serial(const flat_job *j, int64_t b, float *ws) {
+    int64_t hw = j->oh * j->ow;
+    if (j->inplace) {
+        nn__flat_corr(j->in + b * j->ci * hw, hw, j->ci, j->off, j->taps, j->wp, j->co, j->out + b * j->co * hw, hw, 0,
+                      hw, j->accumulate);
+        return;
+    }
+    float *pad = ws, *tmp = ws + j->ci * j->ph * j->pw;
+    pad_planes(j, b, pad, 0, j->ci);
+    int direct = j->pw == j->ow; /* no discarded columns: write the output in place */
+    float *dst = direct ? j->out + b * j->co * hw : tmp;
+    nn__flat_corr(pad, j->ph * j->pw, j->ci, j->off, j->taps, j->wp, j->co, dst, j->oh * j->pw, 0, flat_valid(j),
+                  direct && j->accumulate);
+    if (!direct) copy_out(j, b, tmp, 0, j->co);
+}
+
+/* Image b with the team splitting channels (padding, copy) and positions (the correlation). */
+static void image_parallel(const flat_job *j, int64_t b, float *ws, int threads) {
+    int64_t hw = j->oh * j->ow, valid = j->inplace ? hw : flat_valid(j);
+    float *pad = ws, *tmp = ws + j->ci * j->ph * j->pw;
+    int direct = j->inplace || j->pw == j->ow;
+    const float *src = j->inplace ? j->in + b * j->ci * hw : pad;
+    int64_t is = j->inplace ? hw : j->ph * j->pw, os = j->inplace ? hw : j->oh * j->pw;
+    float *dst = direct ? j->out + b * j->co * hw : tmp;
+    /* Blocks of whole 48-position tiles, one per thread. */
+    int64_t per = ((valid + threads - 1) / threads + 47) / 48 * 48;
+#pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (!j->inplace) {
+            pad_planes(j, b, pad, j->ci * t / nt, j->ci * (t + 1) / nt);
+#pragma omp barrier
+        }
+        int64_t p0 = per * t, p1 = p0 + per < valid ? p0 + per : valid;
+        nn__flat_corr(src, is, j->ci, j->off, j->taps, j->wp, j->co, dst, os, p0, p1, direct && j->accumulate);
+        if (!direct) {
+#pragma omp barrier
+            copy_out(j, b, tmp, j->co * t / nt, j->co * (t + 1) / nt);
+        }
+    }
+}
+
+static void run_job(nn_ctx *ctx, const flat_job *j, int64_t n, int64_t wp_floats, const float *w, int64_t wcout,
+                    int64_t wcin, int64_t kh, int64_t kw, int transpose) {
+    int threads = omp_get_max_threads();
+    int64_t work = n * j->co * j->oh * j->ow * j->ci * j->taps;
+    int par_images = threads > 1 && n >= threads && work > NN_PAR_MIN;
+    int teams = par_images ? threads : 1;
+    int64_t per = image_floats(j);
+    float *wp = nn__scratch(ctx, (size_t)(wp_floats + per * teams) * sizeof(float));
+    nn__flat_pack(w, wcout, wcin, kh, kw, transpose, wp);
+    flat_job job = *j;
+    job.wp = wp;
+    float *ws = wp + wp_floats;
+    if (par_images) {
+#pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < n; b++) image_serial(&job, b, ws + per * omp_get_thread_num());
+    } else if (threads > 1 && work > NN_PAR_MIN) {
+        for (int64_t b = 0; b < n; b++) image_parallel(&job, b, ws, threads);
+    } else {
+        for (int64_t b = 0; b < n; b++) image_serial(&job, b, ws);
+    }
+}
+
+static int force_gemm(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        /* NN_CONV_GEMM=1 sends every dense convolution through im2col + GEMM (tests, comparisons). */
+        const char *e = getenv("NN_CONV_GEMM");
+        cached = e && e[0] == '1';
+    }
+    return cached;
+}
+
+int nn__direct_ok(const nn_conv2d_params *p, int input_grad, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh,
+                  int64_t kw, int64_t oh, int64_t ow) {
+    if (p->groups != 1 || p->stride_h != 1 || p->stride_w != 1 || force_gemm()) return 0;
+    /* Few output channels leave most of a register tile idle, and a short sum (an RGB stem's
+     * 3 x 3x3) leaves the tile's loads and stores unamortised: GEMM does better on both. */
+    int64_t outs = input_grad ? cin : cout, sum = (input_grad ? cout : cin) * kh * kw;
+    if (outs < 8 || sum < 32) return 0;
+    int64_t ph = oh + (kh - 1) * p->dil_h, pw = ow + (kw - 1) * p->dil_w;
+    int64_t bh = h + (kh - 1) * p->dil_h, bw = w + (kw - 1) * p->dil_w;
+    int64_t fwd = cin * ph * pw + cout * oh * pw, bwd = cout * bh * bw + cin * h * bw;
+    return (fwd > bwd ? fwd : bwd) * (int64_t)sizeof(float) <= DIRECT_MAX_IMAGE_BYTES;
+}
+
+static int64_t *tap_offsets(nn_ctx *ctx, int64_t kh, int64_t kw, int64_t dh, int64_t dw, int64_t pw) {
+    int64_t *off = nn__alloc(ctx, (size_t)(kh * kw) * sizeof(int64_t));
+    for (int64_t i = 0; i < kh; i++)
+        for (int64_t jj = 0; jj < kw; jj++) off[i * kw + jj] = i * dh * pw + jj * dw;
+    return off;
+}
+
+void nn__direct_forward(nn_ctx *ctx, const float *x, const float *w, float *y, int64_t n, int64_t cin, int64_t h,
+                        int64_t wd, int64_t cout, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                        const nn_conv2d_params *p) {
+    flat_job j;
+    j.in = x;
+    j.ci = cin;
+    j.ih = h;
+    j.iw = wd;
+    j.ph = oh + (kh - 1) * p->dil_h;
+    j.pw = ow + (kw - 1) * p->dil_w;
+    j.top = p->pad_t;
+    j.left = p->pad_l;
+    j.taps = kh * kw;
+    j.off = tap_offsets(ctx, kh, kw, p->dil_h, p->dil_w, j.pw);
+    j.co = cout;
+    j.oh = oh;
+    j.ow = ow;
+    j.out = y;
+    j.accumulate = 0;
+    j.inplace = kh == 1 && kw == 1 && p->pad_t == 0 && p->pad_b == 0 && p->pad_l == 0 && p->pad_r == 0;
+    run_job(ctx, &j, n, nn__flat_packed_size(cout, cin, j.taps), w, cout, cin, kh, kw, 0);
+}
+
+void nn__direct_backward_dx(nn_ctx *ctx, const float *dy, const float *w, float *dx, int fresh, int64_t n, int64_t cin,
+                            int64_t h, int64_t wd, int64_t cout, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                            const nn_conv2d_params *p) {
+    flat_job j;
+    j.in = dy;
+    j.ci = cout;
+    j.ih = oh;
+    j.iw = ow;
+    j.ph = h + (kh - 1) * p->dil_h;
+    j.pw = wd + (kw - 1) * p->dil_w;
+    j.top = (kh - 1) * p->dil_h - p->pad_t;
+    j.left = (kw - 1) * p->dil_w - p->pad_l;
+    j.taps = kh * kw;
+    j.off = tap_offsets(ctx, kh, kw, p->dil_h, p->dil_w, j.pw);
+    j.co = cin;
+    j.oh = h;
+    j.ow = wd;
+    j.out = dx;
+    j.accumulate = !fresh;
+    j.inplace = kh == 1 && kw == 1 && p->pad_t == 0 && p->pad_b == 0 && p->pad_l == 0 && p->pad_r == 0;
+    run_job(ctx, &j, n, nn__flat_packed_size(cin, cout, j.taps), w, cin, cout, kh, kw, 1);
+}

@@ -1,0 +1,50 @@
+/* Direct stride-1 convolution (groups 1), used by nn/ops/conv2d.c for the forward pass and the
+ * input gradient of dense and 1x1 convolutions: no im2col columns, no GEMM packing.
+ *
+ * The "flat" formulation: a zero-padded input plane [PH, PW] is read as one row of PH*PW values;
+ * output position p = r*PW + c (c < OW valid, the rest are discarded) is
+ *   out[co][p] = sum_ci sum_taps w[co][ci][tap] * in[ci][p + off[tap]],  off = i*dh*PW + j*dw,
+ * a one-dimensional correlation, so a vector of consecutive positions needs one load per input
+ * channel and tap whatever the kernel size. Register tiles hold 8 output channels x 48 positions
+ * (AVX-512) or 4 x 24 (AVX2); every lane adds its products in the same order (input channel,
+ * then tap) whatever the tile, the thread split or the vector width, so results depend on
+ * nothing but the data. */
+#ifndef NN_OPS_CONV2D_DIRECT_H
+#define NN_OPS_CONV2D_DIRECT_H
+
+#include <stdint.h>
+
+#include "nn/nn_impl.h"
+
+/* Output channels per register tile of the kernel the CPU runs (8 with AVX-512, else 4): the
+ * packed weights are laid out for it. */
+int64_t nn__flat_cot(void);
+/* Packed weights: [ceil(cout/cot)][cin][taps][cot], zeros in the missing channels of the last
+ * tile. From w [cout, cin, kh, kw] (transpose 0), or for the input gradient from w [cin', cout',
+ * kh, kw] read as w'[co][ci][i][j] = w[ci][co][kh-1-i][kw-1-j] (transpose 1: cout = cin',
+ * cin = cout'). wp holds nn__flat_packed_size floats. */
+int64_t nn__flat_packed_size(int64_t cout, int64_t cin, int64_t taps);
+void nn__flat_pack(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, int transpose, float *wp);
+/* out[co * os + p] (= or, with accumulate, +=) the flat correlation above for p in [p0, p1):
+ * in [cin] planes of stride is, off[taps] offsets, wp packed for cout output channels. Reads
+ * in[ci][p + off] only for p < p1. */
+void nn__flat_corr(const float *in, int64_t is, int64_t cin, const int64_t *off, int64_t taps, const float *wp,
+                   int64_t cout, float *out, int64_t os, int64_t p0, int64_t p1, int accumulate);
+
+/* Whether the direct path takes this convolution's forward pass (input_grad 0) or input gradient
+ * (1): stride 1, groups 1, at least 8 output channels and 32 products per output in that
+ * direction, a workspace of at most 32 MiB per image. A function of shapes only, so the choice
+ * never depends on threads. */
+int nn__direct_ok(const nn_conv2d_params *p, int input_grad, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh,
+                  int64_t kw, int64_t oh, int64_t ow);
+/* x [N,Cin,H,W], w [Cout,Cin,KH,KW] -> y [N,Cout,OH,OW] (overwritten), stride 1, explicit pads in p. */
+void nn__direct_forward(nn_ctx *ctx, const float *x, const float *w, float *y, int64_t n, int64_t cin, int64_t h,
+                        int64_t wd, int64_t cout, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                        const nn_conv2d_params *p);
+/* dy [N,Cout,OH,OW] -> dx [N,Cin,H,W] (= when fresh, else +=): the correlation of the padded output
+ * gradient with the flipped, transposed kernel. */
+void nn__direct_backward_dx(nn_ctx *ctx, const float *dy, const float *w, float *dx, int fresh, int64_t n, int64_t cin,
+                            int64_t h, int64_t wd, int64_t cout, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                            const nn_conv2d_params *p);
+
+#endif
