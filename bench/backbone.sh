@@ -17,4 +17,24 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
 else
   echo "== pytorch: not installed (apt-get install python3-torch); no side-by-side figures"
 fi
-echo "== onnxruntime: not run here (needs onnxruntime-node, see shared/peers/README.md: Mobile batch 1 16-17 ms)"
+# ONNX Runtime (inference only): onnxruntime-node from npm in build/ort, the models exported from
+# the same PyTorch NASNet-A (bench/export_onnx.py, cached in build/ort). ORT=0 skips it.
+ORT_DIR=${ORT_DIR:-build/ort}
+if [ "${ORT:-1}" = 1 ] && command -v node >/dev/null && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  if [ ! -d "$ORT_DIR/node_modules/onnxruntime-node" ] && command -v npm >/dev/null; then
+    mkdir -p "$ORT_DIR"
+    ONNXRUNTIME_NODE_INSTALL=skip npm install --silent --prefix "$ORT_DIR" onnxruntime-node@1.30.0 >/dev/null 2>&1
+  fi
+  if [ -d "$ORT_DIR/node_modules/onnxruntime-node" ]; then
+    for b in 1 8; do
+      [ -s "$ORT_DIR/mobile_b$b.onnx" ] || /usr/bin/python3 "$(dirname "$0")/export_onnx.py" "$PEERS" \
+        "$ORT_DIR/mobile_b$b.onnx" $b 2>/dev/null || echo "export of batch $b failed"
+    done
+    echo "== onnxruntime"
+    node "$(dirname "$0")/backbone_ort.js" "$ORT_DIR/node_modules" "$ORT_DIR/mobile_b1.onnx" "$ORT_DIR/mobile_b8.onnx" "$RUNS"
+  else
+    echo "== onnxruntime: onnxruntime-node could not be installed (npm install onnxruntime-node@1.30.0)"
+  fi
+else
+  echo "== onnxruntime: needs node, npm and python3-torch (for the export); not run"
+fi
