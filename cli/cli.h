@@ -38,4 +38,7 @@ int cli_error(const char *command, int code, const char *fmt, ...)
 /* For a command whose issue has not landed in this version: say so and exit non-zero. */
 int cli_unavailable(const char *command, int issue, const char *what);
 
+/* This process's peak resident memory so far (VmHWM) in MiB, or -1 where /proc cannot tell. */
+double cli_peak_rss_mb(void);
+
 #endif

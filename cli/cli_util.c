@@ -3,6 +3,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 int cli_parse(int argc, char **argv, const char *usage, const char *description, const nd_opt *opts, int nopts,
               nd_args *args, int *exit_code) {
@@ -40,4 +42,14 @@ int cli_unavailable(const char *command, int issue, const char *what) {
             "nasdet %s: this command is not available in this version: %s lands with issue #%d.\n",
             command, what, issue);
     return CLI_EXIT_UNAVAILABLE;
+}
+
+double cli_peak_rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+    if (f) fclose(f);
+    return kb < 0 ? -1.0 : (double)kb / 1024.0;
 }

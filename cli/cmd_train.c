@@ -27,7 +27,7 @@ static const char *const description =
     "folder:DIR reads DIR/train/<class>/*.jpg and DIR/test/<class>/ (or DIR/val/<class>/).\n"
     "RUN/ gets log.jsonl (one line per epoch), curves.png, checkpoint.safetensors (every epoch,\n"
     "atomic; --resume continues from it exactly), model.safetensors (final weights, for\n"
-    "`nasdet classify`) and result.json (final test accuracy).\n"
+    "`nasdet classify`) and result.json (final test accuracy, peak resident memory).\n"
     "Under mpirun (a `make MPI=1` build) with K processes, training is data-parallel: --batch is the\n"
     "global batch, each rank trains on its 1/K of every batch, gradients are averaged with one\n"
     "allreduce per step, and rank 0 writes RUN/. Batch-norm statistics are per rank unless\n"
@@ -436,9 +436,10 @@ static int train_main(int argc, char **argv) {
         int n = snprintf(text, sizeof text,
                          "{\"test_accuracy\": %.6f, \"test_loss\": %.6f, \"test_images\": %lld, \"epochs\": %lld, "
                          "\"steps\": %lld, \"seconds\": %.1f, \"images_per_sec\": %.2f, \"train_loss\": %.6f, "
-                         "\"train_accuracy\": %.6f}\n",
+                         "\"train_accuracy\": %.6f, \"peak_rss_mb\": %.1f}\n",
                          res.eval.accuracy, res.eval.loss, (long long)res.eval.count, (long long)res.epochs_done,
-                         (long long)res.steps, res.seconds, res.images_per_sec, res.train_loss, res.train_acc);
+                         (long long)res.steps, res.seconds, res.images_per_sec, res.train_loss, res.train_acc,
+                         cli_peak_rss_mb());
         char *rp = nd_path_join(out, "result.json");
         rc = nd_file_write_atomic(rp, text, (size_t)n);
         free(rp);

@@ -1,4 +1,5 @@
-/* The per-step context: a chunked arena, modes, the rng and the backend choice. */
+/* The per-step context: chunked arenas (small objects, host tensor data, device tensor data),
+ * modes, the rng and the backend choice. */
 #include <stdlib.h>
 
 #include "common/log.h"
@@ -7,21 +8,85 @@
 #define NN_ARENA_ALIGN 64
 #define NN_CHUNK_MIN ((size_t)64 << 20)
 
-static nn_chunk *chunk_new(size_t size) {
+/* ---- the arena: chunks in one backend's memory (the CPU's for the host arena) ---------------- */
+
+static nn_chunk *chunk_new(const nn_backend *be, size_t size) {
     nn_chunk *c = malloc(sizeof *c);
     NN_ASSERT(c != NULL, "out of memory: arena chunk header");
-    c->base = aligned_alloc(NN_ARENA_ALIGN, size);
-    NN_ASSERT(c->base != NULL, "out of memory: arena chunk of %zu bytes", size);
+    c->base = be->alloc(size);
+    NN_ASSERT(c->base != NULL, "out of %s memory: arena chunk of %zu bytes", be->name, size);
     c->size = size;
     c->used = 0;
     c->next = NULL;
     return c;
 }
 
+static void arena_free(nn_arena *a, const nn_backend *be) {
+    for (nn_chunk *c = a->chunks; c;) {
+        nn_chunk *next = c->next;
+        be->free(c->base);
+        free(c);
+        c = next;
+    }
+    a->chunks = a->cur = NULL;
+    a->used = 0;
+}
+
+/* Empty the arena for the next step, keeping its memory. A step that spilled over into further
+ * chunks (the first step of a run: 64, 128, 256, 512 MB ..., the last mostly untouched reserve)
+ * leaves them replaced by one chunk of what it used, in 2 MiB steps and never smaller than the
+ * first chunk: the next step of the same shapes fits in it without a gap, and other work
+ * between steps (an evaluation pass in the training ctx) reuses the step's pages instead of
+ * touching the unused tails of doubled chunks, which would add to the resident memory. The old
+ * chunks go first, so the resident peak stays the step's. */
+static void arena_reset(nn_arena *a, const nn_backend *be) {
+    if (a->chunks && a->chunks->next) {
+        size_t step = (size_t)2 << 20, size = (a->used + step - 1) / step * step;
+        if (size < a->chunks->size) size = a->chunks->size;
+        arena_free(a, be);
+        a->chunks = chunk_new(be, size);
+    }
+    for (nn_chunk *c = a->chunks; c; c = c->next) c->used = 0;
+    a->cur = a->chunks;
+    a->used = 0;
+}
+
+static void *arena_alloc(nn_arena *a, const nn_backend *be, size_t bytes) {
+    size_t need = (bytes + NN_ARENA_ALIGN - 1) & ~(size_t)(NN_ARENA_ALIGN - 1);
+    if (need == 0) need = NN_ARENA_ALIGN;
+    if (!a->chunks) a->chunks = a->cur = chunk_new(be, need > NN_CHUNK_MIN ? need : NN_CHUNK_MIN);
+    for (;;) {
+        nn_chunk *c = a->cur;
+        if (c->size - c->used >= need) {
+            void *p = c->base + c->used;
+            c->used += need;
+            a->used += need;
+            if (a->used > a->peak) a->peak = a->used;
+            return p;
+        }
+        if (c->next) {
+            a->cur = c->next;
+            continue;
+        }
+        /* Grow geometrically so that a big first step needs few chunks (merged at the reset). */
+        size_t size = c->size * 2 > need ? c->size * 2 : need;
+        c->next = chunk_new(be, size);
+        a->cur = c->next;
+    }
+}
+
+/* ---- the ctx ---------------------------------------------------------------------------------- */
+
+/* Host memory in use (small objects and host tensor data), and its peak. */
+static void host_note_peak(nn_ctx *ctx) {
+    size_t used = ctx->host.used + ctx->data.used;
+    if (used > ctx->peak) ctx->peak = used;
+}
+
 nn_ctx *nn_ctx_new(void) {
     nn_ctx *ctx = calloc(1, sizeof *ctx);
     NN_ASSERT(ctx != NULL, "out of memory: nn_ctx");
-    ctx->chunks = ctx->cur = chunk_new(NN_CHUNK_MIN);
+    ctx->host.chunks = ctx->host.cur = chunk_new(&nn_backend_cpu, NN_CHUNK_MIN);
     ctx->grad_enabled = 1;
     ctx->training = 1;
     nd_rng_seed(&ctx->rng, 0);
@@ -31,28 +96,17 @@ nn_ctx *nn_ctx_new(void) {
 
 /* Release the device arena and workspace (before a backend switch and in nn_ctx_free). */
 static void device_memory_free(nn_ctx *ctx) {
-    for (nn_chunk *c = ctx->dchunks; c;) {
-        nn_chunk *next = c->next;
-        ctx->backend->free(c->base);
-        free(c);
-        c = next;
-    }
+    arena_free(&ctx->dev, ctx->backend);
     if (ctx->dscratch) ctx->backend->free(ctx->dscratch);
-    ctx->dchunks = ctx->dcur = NULL;
     ctx->dscratch = NULL;
     ctx->dscratch_size = 0;
-    ctx->dused = 0;
 }
 
 void nn_ctx_free(nn_ctx *ctx) {
     if (!ctx) return;
     device_memory_free(ctx);
-    for (nn_chunk *c = ctx->chunks; c;) {
-        nn_chunk *next = c->next;
-        free(c->base);
-        free(c);
-        c = next;
-    }
+    arena_free(&ctx->host, &nn_backend_cpu);
+    arena_free(&ctx->data, &nn_backend_cpu);
     free(ctx->tape);
     free(ctx->scratch);
     free(ctx->grad_free);
@@ -60,39 +114,17 @@ void nn_ctx_free(nn_ctx *ctx) {
 }
 
 void nn_ctx_reset(nn_ctx *ctx) {
-    /* Keep every chunk: the next step typically needs the same memory again. */
-    for (nn_chunk *c = ctx->chunks; c; c = c->next) c->used = 0;
-    ctx->cur = ctx->chunks;
-    ctx->used = 0;
+    arena_reset(&ctx->host, &nn_backend_cpu);
+    arena_reset(&ctx->data, &nn_backend_cpu);
+    arena_reset(&ctx->dev, ctx->backend);
     ctx->tape_len = 0;
     ctx->grad_free_len = 0; /* their memory was in the arena just reset */
-    for (nn_chunk *c = ctx->dchunks; c; c = c->next) c->used = 0;
-    ctx->dcur = ctx->dchunks;
-    ctx->dused = 0;
 }
 
 void *nn__alloc(nn_ctx *ctx, size_t bytes) {
-    size_t need = (bytes + NN_ARENA_ALIGN - 1) & ~(size_t)(NN_ARENA_ALIGN - 1);
-    if (need == 0) need = NN_ARENA_ALIGN;
-    for (;;) {
-        nn_chunk *c = ctx->cur;
-        if (c->size - c->used >= need) {
-            void *p = c->base + c->used;
-            c->used += need;
-            ctx->used += need;
-            if (ctx->used > ctx->peak) ctx->peak = ctx->used;
-            return p;
-        }
-        if (c->next) {
-            ctx->cur = c->next;
-            continue;
-        }
-        /* Grow geometrically so that a big step needs few chunks. */
-        size_t size = c->size * 2 > need ? c->size * 2 : need;
-        if (size < NN_CHUNK_MIN) size = NN_CHUNK_MIN;
-        c->next = chunk_new(size);
-        ctx->cur = c->next;
-    }
+    void *p = arena_alloc(&ctx->host, &nn_backend_cpu, bytes);
+    host_note_peak(ctx);
+    return p;
 }
 
 void *nn__zalloc(nn_ctx *ctx, size_t bytes) {
@@ -103,40 +135,13 @@ void *nn__zalloc(nn_ctx *ctx, size_t bytes) {
 
 void *nn_ctx_alloc(nn_ctx *ctx, size_t bytes) { return nn__alloc(ctx, bytes); }
 
-/* The device arena: the same chunk scheme as the host one, in the backend's memory. */
-static nn_chunk *dchunk_new(const nn_backend *be, size_t size) {
-    nn_chunk *c = malloc(sizeof *c);
-    NN_ASSERT(c != NULL, "out of memory: device arena chunk header");
-    c->base = be->alloc(size);
-    NN_ASSERT(c->base != NULL, "out of %s memory: arena chunk of %zu bytes", be->name, size);
-    c->size = size;
-    c->used = 0;
-    c->next = NULL;
-    return c;
-}
-
+/* Tensor memory: the host data arena for a host backend, else the device arena (the same
+ * scheme in the backend's memory). */
 void *nn__dalloc(nn_ctx *ctx, size_t bytes) {
-    if (ctx->backend->host) return nn__alloc(ctx, bytes);
-    size_t need = (bytes + NN_ARENA_ALIGN - 1) & ~(size_t)(NN_ARENA_ALIGN - 1);
-    if (need == 0) need = NN_ARENA_ALIGN;
-    if (!ctx->dchunks) ctx->dchunks = ctx->dcur = dchunk_new(ctx->backend, need > NN_CHUNK_MIN ? need : NN_CHUNK_MIN);
-    for (;;) {
-        nn_chunk *c = ctx->dcur;
-        if (c->size - c->used >= need) {
-            void *p = c->base + c->used;
-            c->used += need;
-            ctx->dused += need;
-            if (ctx->dused > ctx->dpeak) ctx->dpeak = ctx->dused;
-            return p;
-        }
-        if (c->next) {
-            ctx->dcur = c->next;
-            continue;
-        }
-        size_t size = c->size * 2 > need ? c->size * 2 : need;
-        c->next = dchunk_new(ctx->backend, size);
-        ctx->dcur = c->next;
-    }
+    if (!ctx->backend->host) return arena_alloc(&ctx->dev, ctx->backend, bytes);
+    void *p = arena_alloc(&ctx->data, &nn_backend_cpu, bytes);
+    host_note_peak(ctx);
+    return p;
 }
 
 void *nn__dzalloc(nn_ctx *ctx, size_t bytes) {
@@ -170,6 +175,20 @@ int nn_ctx_set_retain_grads(nn_ctx *ctx, int retain) {
     return old;
 }
 
+int nn_ctx_set_recycle_activations(nn_ctx *ctx, int recycle) {
+    int old = ctx->recycle_activations;
+    ctx->recycle_activations = recycle != 0;
+    return old;
+}
+
+int nn__ctx_owns_data(const nn_ctx *ctx, const void *p) {
+    const nn_arena *a = ctx->backend->host ? &ctx->data : &ctx->dev;
+    const unsigned char *q = p;
+    for (const nn_chunk *c = a->chunks; c; c = c->next)
+        if (q >= c->base && q < c->base + c->size) return 1;
+    return 0;
+}
+
 int nn_ctx_set_grad(nn_ctx *ctx, int enabled) {
     int old = ctx->grad_enabled;
     ctx->grad_enabled = enabled != 0;
@@ -186,8 +205,15 @@ int nn_ctx_training(const nn_ctx *ctx) { return ctx->training; }
 
 void nn_ctx_seed(nn_ctx *ctx, uint64_t seed) { nd_rng_seed(&ctx->rng, seed); }
 nd_rng *nn_ctx_rng(nn_ctx *ctx) { return &ctx->rng; }
-size_t nn_ctx_bytes_used(const nn_ctx *ctx) { return ctx->used; }
+size_t nn_ctx_bytes_used(const nn_ctx *ctx) { return ctx->host.used + ctx->data.used; }
 size_t nn_ctx_bytes_peak(const nn_ctx *ctx) { return ctx->peak; }
+size_t nn_ctx_bytes_reserved(const nn_ctx *ctx) {
+    size_t n = 0;
+    const nn_arena *arenas[3] = {&ctx->host, &ctx->data, &ctx->dev};
+    for (int i = 0; i < 3; i++)
+        for (const nn_chunk *c = arenas[i]->chunks; c; c = c->next) n += c->size;
+    return n;
+}
 int64_t nn_ctx_tape_len(const nn_ctx *ctx) { return ctx->tape_len; }
 
 int nn__backend_by_name(const char *name, const nn_backend **out) {

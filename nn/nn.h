@@ -6,9 +6,10 @@
  *              and non-trainable buffers (BN running mean/var). Everything in it is saved in
  *              checkpoints. Owned by the model; nn_params_free releases it all.
  *   nn_ctx     per step: an arena holding activations, the tape and activation gradients. It
- *              grows in chunks as needed and keeps its capacity on nn_ctx_reset, so nobody sizes
- *              it by hand. Tensors made in a ctx are never freed one by one: they all go at the
- *              next nn_ctx_reset / nn_ctx_free. A ctx is used by one thread at a time.
+ *              grows in chunks as needed and keeps its capacity on nn_ctx_reset (merged into one
+ *              chunk of what the step used), so nobody sizes it by hand. Tensors made in a ctx
+ *              are never freed one by one: they all go at the next nn_ctx_reset / nn_ctx_free.
+ *              A ctx is used by one thread at a time.
  *
  * Ops compute their forward result immediately. When gradients are enabled (the default) and
  * an input requires a gradient (a trainable parameter, an op output that does, or a tensor
@@ -173,9 +174,20 @@ nd_rng *nn_ctx_rng(nn_ctx *ctx);
  * nn_tensor_requires_grad) always stay. retain = 1 keeps every intermediate gradient readable
  * after nn_backward (for debugging and tests); returns the previous setting. */
 int nn_ctx_set_retain_grads(nn_ctx *ctx, int retain);
+/* recycle = 1: nn_backward also reuses, for the gradients it makes next, the memory of every
+ * activation that no backward step still to run reads (a tensor of the graph whose last reader's
+ * backward has run), so the backward pass adds almost nothing to the forward pass's memory
+ * (NASNet-A training step: about a fifth less). The values of those tensors, the loss and the
+ * logits included, are gone after nn_backward: read what you need before it, and call
+ * nn_backward once per graph. Gradients are unchanged, bit for bit. Off by default; returns the
+ * previous setting. */
+int nn_ctx_set_recycle_activations(nn_ctx *ctx, int recycle);
 /* Bytes currently used in the arena, and the most ever used (peak) since nn_ctx_new. */
 size_t nn_ctx_bytes_used(const nn_ctx *ctx);
 size_t nn_ctx_bytes_peak(const nn_ctx *ctx);
+/* Bytes the arena holds (host and device chunks): after a reset, one chunk of what the
+ * largest step so far used, so a run of equal steps keeps it constant. */
+size_t nn_ctx_bytes_reserved(const nn_ctx *ctx);
 /* Select the backend by name: "cpu" (always there) or "cuda" / "cuda:N" (only in CUDA=1 builds,
  * with a device present; N picks the GPU, one per process). ND_ERR_UNSUPPORTED in a CPU build,
  * ND_ERR_DEVICE when no usable GPU answers, ND_ERR_INVALID for a malformed name. Call it on a new

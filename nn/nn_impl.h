@@ -96,10 +96,19 @@ typedef struct nn_chunk {
     unsigned char *base;
 } nn_chunk;
 
+/* A chunked bump allocator in one backend's memory (nn/ctx.c). */
+typedef struct nn_arena {
+    nn_chunk *chunks, *cur; /* list; `cur` is where allocation happens */
+    size_t used, peak;      /* bytes handed out since the last reset; the most ever */
+} nn_arena;
+
 struct nn_ctx {
-    nn_chunk *chunks;     /* list; `cur` is where allocation happens */
-    nn_chunk *cur;
-    size_t used, peak;
+    nn_arena host;        /* host memory: tape nodes, tensor headers, saved buffers, copies */
+    /* Host memory for tensor data and gradients (the CPU backend's tensors; host tensors of any
+     * ctx), apart from the small objects above: the blocks backward frees then lie side by side
+     * and merge into blocks that hold larger gradients (nn__grad_free_push). */
+    nn_arena data;
+    size_t peak;          /* the most host memory (host + data) in use at once */
     nn_node **tape;
     int64_t tape_len, tape_cap;
     int grad_enabled, training;
@@ -108,17 +117,20 @@ struct nn_ctx {
     uint64_t warned[(NN_OP_COUNT + 63) / 64];
     void *scratch;        /* reusable kernel workspace (nn__scratch), freed with the ctx */
     size_t scratch_size;
-    /* Tensor memory of a backend whose memory is not host memory (CUDA): a second chunked arena
-     * in that memory, reset with the host one, and a device workspace (nn__dscratch). */
-    nn_chunk *dchunks, *dcur;
-    size_t dused, dpeak;
+    /* Tensor memory of a backend whose memory is not host memory (CUDA): a second arena in
+     * that memory, reset with the host one, and a device workspace (nn__dscratch). */
+    nn_arena dev;
     void *dscratch;
     size_t dscratch_size;
-    /* Gradient buffers of intermediate tensors whose backward has run (nn__grad_release), kept
-     * for the next gradient of the same size until the reset; retain_grads turns that off. */
+    /* Free blocks of tensor memory until the reset: gradient buffers of intermediate tensors
+     * whose backward has run (nn__grad_release; retain_grads turns that off), merged with their
+     * free neighbours; later gradients are cut from the smallest block that holds them. */
     nn_grad_buf *grad_free;
     int64_t grad_free_len, grad_free_cap;
     int retain_grads;
+    /* nn_ctx_set_recycle_activations: backward also hands the arena memory of activations that
+     * no later backward step reads to that list. */
+    int recycle_activations;
     /* The caller's seed of nn_backward_from, read in place as its tensor's gradient while the
      * tape runs (never written, never recycled); NULL otherwise. */
     const float *borrowed_grad;
@@ -153,9 +165,20 @@ nn_tensor *nn__binary(nn_ctx *ctx, nn_op op, nn_tensor *a, nn_tensor *b);
 /* The gradient buffer of t, allocated (zeroed) on first use; NULL when t takes no gradient. */
 float *nn__grad(nn_ctx *ctx, nn_tensor *t);
 /* After the backward of the node that made t: t's gradient has reached every input, so its
- * buffer goes back to the ctx for the next gradient of the same size (unless retain_grads) and
+ * buffer goes back to the ctx for later gradients (unless retain_grads) and
  * t->grad becomes NULL. */
 void nn__grad_release(nn_ctx *ctx, nn_tensor *t);
+/* Host memory for a CPU kernel's temporary during backward: on a host backend cut from those
+ * free blocks (or new tensor memory), to be given back with nn__host_temp_release right after
+ * use; on a device ctx (the kernel runs on host copies) from the host arena until the reset. */
+float *nn__host_temp(nn_ctx *ctx, size_t bytes);
+void nn__host_temp_release(nn_ctx *ctx, float *p, size_t bytes);
+/* Put `bytes` of the ctx's tensor memory (nn__dalloc) on that list until the reset. Blocks are
+ * merged by address, so what goes there must be a whole arena allocation (its 64-byte span). */
+void nn__grad_free_push(nn_ctx *ctx, void *p, size_t bytes);
+/* Whether p lies in the ctx's tensor memory (the arena nn__dalloc takes from), not in a
+ * parameter store or the caller's memory. */
+int nn__ctx_owns_data(const nn_ctx *ctx, const void *p);
 /* As nn__grad for a backward kernel that writes every element of t's gradient: when t has no
  * gradient yet, the buffer is allocated without zero-filling and *fresh is set to 1, and the
  * kernel must store (=) its values; otherwise *fresh is 0 and it adds (+=) as usual. This saves

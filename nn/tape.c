@@ -1,4 +1,5 @@
 /* The tape: nodes recorded by ops during forward, run in reverse by nn_backward. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "common/log.h"
@@ -136,14 +137,66 @@ void nn__node_run(nn_ctx *ctx, nn_node *node) {
     ctx->tape[ctx->tape_len++] = node;
 }
 
+/* The memory of one activation and the first tape node that makes or reads it: once that node's
+ * backward has run, no backward step reads the memory again (backward runs the tape in reverse,
+ * and a node's backward reads only its own inputs, output and saved buffers). Keyed by the data
+ * pointer, so a view (reshape: the same pointer) keeps its base alive as long as itself. */
+typedef struct data_use {
+    void *p;
+    size_t bytes;
+    int64_t first;
+} data_use;
+
+static int use_by_pointer(const void *a, const void *b) {
+    const data_use *x = a, *y = b;
+    if (x->p != y->p) return (uintptr_t)x->p < (uintptr_t)y->p ? -1 : 1;
+    return (x->first > y->first) - (x->first < y->first);
+}
+
+static int use_by_first_desc(const void *a, const void *b) {
+    const data_use *x = a, *y = b;
+    return (x->first < y->first) - (x->first > y->first);
+}
+
+/* The activations of the tape in the ctx's own tensor memory (never parameters or the caller's
+ * memory), ordered by first use, latest first; NULL (count 0) when there are none. */
+static data_use *recyclable_activations(nn_ctx *ctx, int64_t *count) {
+    *count = 0;
+    int64_t cap = 0;
+    for (int64_t i = 0; i < ctx->tape_len; i++) cap += ctx->tape[i]->nin + 1;
+    data_use *u = cap ? malloc((size_t)cap * sizeof *u) : NULL;
+    if (!u) return NULL; /* not recycled: only memory, never a wrong result */
+    int64_t n = 0;
+    for (int64_t i = 0; i < ctx->tape_len; i++) {
+        const nn_node *node = ctx->tape[i];
+        for (int j = 0; j <= node->nin; j++) {
+            const nn_tensor *t = j < node->nin ? node->ins[j] : node->out;
+            u[n++] = (data_use){t->data, (size_t)t->numel * sizeof(float), i};
+        }
+    }
+    qsort(u, (size_t)n, sizeof *u, use_by_pointer);
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++)
+        if ((i == 0 || u[i].p != u[i - 1].p) && nn__ctx_owns_data(ctx, u[i].p)) u[m++] = u[i];
+    qsort(u, (size_t)m, sizeof *u, use_by_first_desc);
+    *count = m;
+    return u;
+}
+
 static void run_tape(nn_ctx *ctx) {
+    int64_t ndead = 0, k = 0;
+    data_use *dead = ctx->recycle_activations && !ctx->retain_grads ? recyclable_activations(ctx, &ndead) : NULL;
     for (int64_t i = ctx->tape_len - 1; i >= 0; i--) {
         nn_node *node = ctx->tape[i];
         /* A node whose output no gradient reached contributes nothing. */
-        if (!node->out->grad) continue;
-        run(ctx, node, 1);
-        nn__grad_release(ctx, node->out);
+        if (node->out->grad) {
+            run(ctx, node, 1);
+            nn__grad_release(ctx, node->out);
+        }
+        /* Activations first used here are read by no backward step still to run. */
+        for (; k < ndead && dead[k].first == i; k++) nn__grad_free_push(ctx, dead[k].p, dead[k].bytes);
     }
+    free(dead);
 }
 
 /* Whether a node of the tape made t (then its gradient has one reader, that node's backward). */

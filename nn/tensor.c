@@ -108,17 +108,31 @@ const char *nn_tensor_shape_str(const nn_tensor *t, char *buf, size_t size) {
     return buf;
 }
 
-/* A released gradient buffer of exactly `bytes`, or NULL. The list is short (the gradients
- * released and not yet reused: those between the backward frontier and the tensors whose
- * gradient has not been asked for yet), and NASNet's tensors come in a few sizes. */
+/* The bytes a buffer of `bytes` spans in the arena, which aligns every allocation to 64. */
+static size_t span(size_t bytes) { return bytes ? (bytes + 63) & ~(size_t)63 : 64; }
+
+/* The front of the smallest free block that holds `bytes` (the rest of it stays free), or NULL.
+ * The list is short: its blocks are merged with their neighbours as they come back, and they
+ * are the gradients released and not yet reused (and, with recycle_activations, the memory of
+ * activations backward is done with). */
 static void *grad_reuse(nn_ctx *ctx, size_t bytes) {
+    size_t need = span(bytes);
+    int64_t best = -1;
     for (int64_t i = ctx->grad_free_len - 1; i >= 0; i--)
-        if (ctx->grad_free[i].bytes == bytes) {
-            void *p = ctx->grad_free[i].p;
-            ctx->grad_free[i] = ctx->grad_free[--ctx->grad_free_len];
-            return p;
+        if (ctx->grad_free[i].bytes >= need && (best < 0 || ctx->grad_free[i].bytes < ctx->grad_free[best].bytes)) {
+            best = i;
+            if (ctx->grad_free[i].bytes == need) break;
         }
-    return NULL;
+    if (best < 0) return NULL;
+    nn_grad_buf *b = &ctx->grad_free[best];
+    void *p = b->p;
+    if (b->bytes == need) {
+        *b = ctx->grad_free[--ctx->grad_free_len];
+    } else {
+        b->p = (unsigned char *)b->p + need;
+        b->bytes -= need;
+    }
+    return p;
 }
 
 void nn__grad_release(nn_ctx *ctx, nn_tensor *t) {
@@ -129,6 +143,28 @@ void nn__grad_release(nn_ctx *ctx, nn_tensor *t) {
         return;
     }
     if (ctx->retain_grads || !t->grad) return;
+    nn__grad_free_push(ctx, t->grad, (size_t)t->numel * sizeof(float));
+    t->grad = NULL;
+}
+
+void nn__grad_free_push(nn_ctx *ctx, void *p, size_t bytes) {
+    /* Merge with the free blocks right below and right above (the list never holds two
+     * neighbours), so that the memory of several dead tensors can hold one larger gradient. */
+    unsigned char *lo = p;
+    size_t n = span(bytes);
+    for (int64_t i = 0; i < ctx->grad_free_len;) {
+        unsigned char *q = ctx->grad_free[i].p;
+        size_t qn = ctx->grad_free[i].bytes;
+        if (q + qn == lo || lo + n == q) {
+            if (q < lo) lo = q;
+            n += qn;
+            ctx->grad_free[i] = ctx->grad_free[--ctx->grad_free_len];
+            continue;
+        }
+        i++;
+    }
+    p = lo;
+    bytes = n;
     if (ctx->grad_free_len == ctx->grad_free_cap) {
         int64_t cap = ctx->grad_free_cap ? ctx->grad_free_cap * 2 : 256;
         nn_grad_buf *list = realloc(ctx->grad_free, (size_t)cap * sizeof *list);
@@ -136,8 +172,17 @@ void nn__grad_release(nn_ctx *ctx, nn_tensor *t) {
         ctx->grad_free = list;
         ctx->grad_free_cap = cap;
     }
-    ctx->grad_free[ctx->grad_free_len++] = (nn_grad_buf){t->grad, (size_t)t->numel * sizeof(float)};
-    t->grad = NULL;
+    ctx->grad_free[ctx->grad_free_len++] = (nn_grad_buf){p, bytes};
+}
+
+float *nn__host_temp(nn_ctx *ctx, size_t bytes) {
+    if (!ctx->backend->host) return nn__alloc(ctx, bytes);
+    float *p = grad_reuse(ctx, bytes);
+    return p ? p : nn__dalloc(ctx, bytes);
+}
+
+void nn__host_temp_release(nn_ctx *ctx, float *p, size_t bytes) {
+    if (ctx->backend->host) nn__grad_free_push(ctx, p, bytes);
 }
 
 float *nn__grad(nn_ctx *ctx, nn_tensor *t) {

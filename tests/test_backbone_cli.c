@@ -117,7 +117,21 @@ Test(backbone_cli, train_eval_only_classify, .timeout = 300) {
     cr_assert_not_null(comma);
     *comma = '\0';
     cr_expect(strstr(o, acc) != NULL, "eval-only %s vs run %s", o, acc);
+    /* ... and its loss, bit for bit: the run evaluated in slices of its training batch (16), the
+     * evaluation alone in slices of 32. */
+    p = strstr(res, "\"test_loss\": ");
+    cr_assert_not_null(p);
+    snprintf(acc, sizeof acc, "%.40s", p);
+    comma = strchr(acc, ',');
+    cr_assert_not_null(comma);
+    *comma = '\0';
+    cr_expect(strstr(o, acc) != NULL, "eval-only %s vs run %s", o, acc);
     free(o);
+    /* The run reports its peak resident memory. */
+    p = strstr(res, "\"peak_rss_mb\": ");
+    cr_assert_not_null(p, "%s", res);
+    double peak = atof(p + strlen("\"peak_rss_mb\": "));
+    cr_expect(peak > 1 && peak < 4096, "peak_rss_mb %g", peak);
     free(res);
     /* classify with the run's model and the data set's names. */
     snprintf(cmd, sizeof cmd,

@@ -88,6 +88,69 @@ Test(backbone_train, learns_an_easy_task, .timeout = 120) {
     nas_net_free(net);
 }
 
+/* Evaluation runs the forward pass a few images at a time (training: a training batch, in the
+ * training ctx) and computes each batch's loss on the gathered logits. That gives the numbers of
+ * one forward of the whole batch because the evaluation-mode forward treats images
+ * independently: bit for bit when the slices are multiples of the convolutions' image groups
+ * (slices of 16 here, a trained run's final evaluation in slices of 16 against nas_evaluate in
+ * slices of 32), and up to rounding for any slicing (5 images: other GEMM shapes). */
+Test(backbone_train, evaluation_in_slices_equals_one_forward_of_the_batch, .timeout = 120) {
+    static data d;
+    data_init(&d);
+    nas_net_config c = tiny();
+    c.num_cells = 2;
+    nas_net *net;
+    cr_assert_eq(nas_net_new(&c, NULL, NULL, 4, &net), 0);
+    nas_train_opts o = opts();
+    o.epochs = 2;
+    nas_data tr = {&d.train, 0, 0}, ev = {&d.eval, 0, 0};
+    nas_train_result r;
+    cr_assert_eq(nas_train(net, &tr, &ev, &o, &r), 0, "%s", nd_last_error());
+    cr_assert_eq(r.eval.count, NEVAL);
+    nas_eval_result e;
+    cr_assert_eq(nas_evaluate(net, &ev, 100, 0, &e), 0, "%s", nd_last_error());
+    cr_expect_eq(e.correct, r.eval.correct);
+    cr_expect(e.loss == r.eval.loss, "loss %.17g in slices of 16, %.17g in one slice", r.eval.loss, e.loss);
+
+    /* The forward itself: all 32 images at once, then in slices of 16 and of 5 (the last of 2). */
+    float x[NEVAL * 3 * S * S];
+    for (int i = 0; i < NEVAL * 3 * S * S; i++) x[i] = (float)d.epx[i] / 127.5f - 1.0f;
+    nn_ctx *ctx = nn_ctx_new();
+    nn_ctx_set_grad(ctx, 0);
+    nn_ctx_set_training(ctx, 0);
+    nas_net_output whole;
+    cr_assert_eq(nas_net_forward(net, ctx, nn_tensor_from(ctx, 4, NN_SHAPE(NEVAL, 3, S, S), x), 0, &whole), 0);
+    int64_t k = whole.logits->shape[1], fsz = whole.features->numel / NEVAL;
+    float *lw = malloc(sizeof(float) * (size_t)(NEVAL * k)), *fw = malloc(sizeof(float) * (size_t)(NEVAL * fsz));
+    memcpy(lw, whole.logits->data, sizeof(float) * (size_t)(NEVAL * k));
+    memcpy(fw, whole.features->data, sizeof(float) * (size_t)(NEVAL * fsz));
+    double spread = 0;
+    for (int64_t i = 0; i < NEVAL * k; i++) spread += fabs(lw[i] - lw[0]);
+    cr_assert_gt(spread, 0, "the trained classifier gives the images different logits");
+    for (int slice = 16; slice >= 5; slice -= 11)
+        for (int i0 = 0; i0 < NEVAL; i0 += slice) {
+            int m = NEVAL - i0 < slice ? NEVAL - i0 : slice;
+            nn_ctx_reset(ctx);
+            nas_net_output part;
+            cr_assert_eq(nas_net_forward(net, ctx, nn_tensor_from(ctx, 4, NN_SHAPE(m, 3, S, S), x + i0 * 3 * S * S),
+                                         0, &part), 0);
+            if (slice == 16) {
+                cr_expect_eq(memcmp(part.logits->data, lw + i0 * k, sizeof(float) * (size_t)(m * k)), 0,
+                             "logits of images %d..%d differ from the whole batch's", i0, i0 + m - 1);
+                cr_expect_eq(memcmp(part.features->data, fw + i0 * fsz, sizeof(float) * (size_t)(m * fsz)), 0,
+                             "features of images %d..%d differ from the whole batch's", i0, i0 + m - 1);
+            }
+            for (int64_t j = 0; j < m * k; j++)
+                cr_expect_float_eq(part.logits->data[j], lw[i0 * k + j], 1e-5f * (1.0f + fabsf(lw[i0 * k + j])),
+                                   "slices of %d: logit %lld of image %d: %.9g, whole batch %.9g", slice, (long long)(j % k),
+                                   i0 + (int)(j / k), part.logits->data[j], lw[i0 * k + j]);
+        }
+    free(lw);
+    free(fw);
+    nn_ctx_free(ctx);
+    nas_net_free(net);
+}
+
 /* The classifier starts at the uniform prediction (zero-initialised FC), so a fresh network's
  * loss is ln K whatever its features: TF-slim's FAN_OUT init started it at 6-14 on digits and
  * stalled learning for hundreds of steps. */

@@ -69,7 +69,8 @@ static void avg_pool2d_backward(nn_ctx *ctx, nn_node *node) {
     const nn_tensor *y = node->out;
     int64_t n = NN_N(x), c = NN_C(x), h = NN_H(x), w = NN_W(x), oh = NN_H(y), ow = NN_W(y);
     const float *inv = node->saved;
-    float *gs = nn__alloc(ctx, (size_t)y->numel * sizeof(float)); /* not scratch: the kernel uses that */
+    size_t gs_bytes = (size_t)y->numel * sizeof(float);
+    float *gs = nn__host_temp(ctx, gs_bytes); /* not scratch: the kernel uses that */
 #pragma omp parallel for schedule(static) if (y->numel > NN_PAR_MIN)
     for (int64_t nc = 0; nc < n * c; nc++) {
         const float *g = y->grad + nc * oh * ow;
@@ -79,6 +80,7 @@ static void avg_pool2d_backward(nn_ctx *ctx, nn_node *node) {
     }
     nn_conv2d_params cp = as_conv(q);
     nn__dw_backward(ctx, x->data, ones(ctx, c, (int64_t)q->kh * q->kw), gs, dx, fresh, NULL, n, c, h, w, q->kh, q->kw, oh, ow, &cp);
+    nn__host_temp_release(ctx, gs, gs_bytes);
 }
 
 const nn_op_impl nn_op_avg_pool2d_impl = {avg_pool2d_forward, avg_pool2d_backward};
