@@ -49,6 +49,22 @@ static nn_tensor *relu_of(nn_ctx *ctx, nn_tensor *x, nn_tensor **cache) {
     return *cache;
 }
 
+/* [ReLU] -> conv -> [BN] -> [ReLU]. For inference (no gradient, evaluation mode) one fused pass
+ * (nn_conv2d_fused: no ReLU copy, no separate normalisation); otherwise the separate ops, the
+ * input ReLU shared through `cache` (NULL: not shared). Both give the same values. */
+static nn_tensor *relu_conv_bn(const nas_net *net, nn_ctx *ctx, nn_tensor *x, int relu, nn_tensor **cache,
+                               nn_tensor *w, const nn_conv2d_params *cp, const nas_bn *bn, int relu_out) {
+    if (!nn_ctx_grad_enabled(ctx) && !nn_ctx_training(ctx)) {
+        nn_bn_params p = {net->cfg.bn_eps, net->cfg.bn_momentum};
+        nn_bn_tensors t = {bn ? bn->gamma : NULL, bn ? bn->beta : NULL, bn ? bn->mean : NULL, bn ? bn->var : NULL};
+        return nn_conv2d_fused(ctx, x, relu, w, cp, &t, bn ? &p : NULL, relu_out);
+    }
+    if (relu) x = cache ? relu_of(ctx, x, cache) : nn_relu(ctx, x);
+    nn_tensor *y = nn_conv2d(ctx, x, w, NULL, cp);
+    if (bn) y = nas_bn_apply(net, ctx, y, bn);
+    return relu_out ? nn_relu(ctx, y) : y;
+}
+
 static nn_tensor *branch_fwd(const nas_net *net, nn_ctx *ctx, nn_tensor *x, nn_tensor **relu_x, const nas_branch *br,
                              float keep) {
     int s = br->stride, k = br->kernel;
@@ -56,32 +72,38 @@ static nn_tensor *branch_fwd(const nas_net *net, nn_ctx *ctx, nn_tensor *x, nn_t
     switch (br->kind) {
     case NAS_OPK_SEPARABLE:
         for (int rep = 0; rep < 2; rep++) {
-            nn_conv2d_params dp = nn_conv2d_same(rep == 0 ? s : 1, 1);
+            nn_conv2d_params dp = nn_conv2d_same(rep == 0 ? s : 1, 1), pp = nn_conv2d_same(1, 1);
             dp.groups = (int32_t)y->shape[1];
-            y = nn_conv2d(ctx, rep == 0 ? relu_of(ctx, x, relu_x) : nn_relu(ctx, y), br->w[2 * rep], NULL, &dp);
-            y = nas_bn_apply(net, ctx, conv1x1(ctx, y, br->w[2 * rep + 1], 1), &br->bn[rep]);
+            y = relu_conv_bn(net, ctx, y, 1, rep == 0 ? relu_x : NULL, br->w[2 * rep], &dp, NULL, 0);
+            y = relu_conv_bn(net, ctx, y, 0, NULL, br->w[2 * rep + 1], &pp, &br->bn[rep], 0);
         }
         break;
     case NAS_OPK_IDENTITY:
-        if (br->project) y = nas_bn_apply(net, ctx, conv1x1(ctx, relu_of(ctx, x, relu_x), br->w[0], s), &br->bn[0]);
+        if (br->project) {
+            nn_conv2d_params cp = nn_conv2d_same(s, 1);
+            y = relu_conv_bn(net, ctx, x, 1, relu_x, br->w[0], &cp, &br->bn[0], 0);
+        }
         break;
     case NAS_OPK_AVG_POOL:
     case NAS_OPK_MAX_POOL: {
         nn_pool_params pp = nn_pool_same(k, s);
         pp.count_include_pad = 0; /* TF SAME average pooling ignores the padding */
         y = br->kind == NAS_OPK_AVG_POOL ? nn_avg_pool2d(ctx, y, &pp) : nn_max_pool2d(ctx, y, &pp);
-        if (br->project) y = nas_bn_apply(net, ctx, conv1x1(ctx, y, br->w[0], 1), &br->bn[0]);
+        if (br->project) {
+            nn_conv2d_params cp = nn_conv2d_same(1, 1);
+            y = relu_conv_bn(net, ctx, y, 0, NULL, br->w[0], &cp, &br->bn[0], 0);
+        }
         break;
     }
     case NAS_OPK_CONV: {
         nn_conv2d_params cp = nn_conv2d_same(s, br->dilation);
-        y = nas_bn_apply(net, ctx, nn_conv2d(ctx, relu_of(ctx, x, relu_x), br->w[0], NULL, &cp), &br->bn[0]);
+        y = relu_conv_bn(net, ctx, x, 1, relu_x, br->w[0], &cp, &br->bn[0], 0);
         break;
     }
     case NAS_OPK_FACTORIZED: {
         nn_conv2d_params c1 = nn_conv2d_same(s, 1), c2 = nn_conv2d_same(1, 1);
-        y = nn_conv2d(ctx, relu_of(ctx, x, relu_x), br->w[0], NULL, &c1);
-        y = nas_bn_apply(net, ctx, nn_conv2d(ctx, y, br->w[1], NULL, &c2), &br->bn[0]);
+        y = relu_conv_bn(net, ctx, x, 1, relu_x, br->w[0], &c1, NULL, 0);
+        y = relu_conv_bn(net, ctx, y, 0, NULL, br->w[1], &c2, &br->bn[0], 0);
         break;
     }
     default:
@@ -125,7 +147,8 @@ static int cell_fwd(const nas_net *net, nn_ctx *ctx, const nas_cellp *cp, nn_ten
             p = nn_relu(ctx, p);
             for (int r = 0; r < in->n_fr; r++) p = fact_red_fwd(net, ctx, p, &in->fr[r]);
         } else if (in->mode == NAS_IN_1X1) {
-            p = nas_bn_apply(net, ctx, conv1x1(ctx, nn_relu(ctx, p), in->w, 1), &in->bn);
+            nn_conv2d_params c1 = nn_conv2d_same(1, 1);
+            p = relu_conv_bn(net, ctx, p, 1, NULL, in->w, &c1, &in->bn, 0);
         }
         if (p->shape[2] != x->shape[2] || p->shape[3] != x->shape[3])
             return nd_fail(ND_ERR_INVALID, "%s: input %d is %lldx%lld after matching, the current input %lldx%lld",
@@ -133,7 +156,8 @@ static int cell_fwd(const nas_net *net, nn_ctx *ctx, const nas_cellp *cp, nn_ten
                            (long long)x->shape[3]);
         st[j] = p;
     }
-    st[0] = nas_bn_apply(net, ctx, conv1x1(ctx, nn_relu(ctx, x), cp->base_w, 1), &cp->base_bn);
+    nn_conv2d_params c1 = nn_conv2d_same(1, 1);
+    st[0] = relu_conv_bn(net, ctx, x, 1, NULL, cp->base_w, &c1, &cp->base_bn, 0);
     float keep = cell_keep(net, (int)(cp - net->cells), ctx, step);
     nn_tensor *rl[NAS_MAX_STATES] = {0};
     for (int b = 0; b < g->n_blocks; b++) {
@@ -175,7 +199,7 @@ static int check_input(const nas_net *net, const nn_tensor *x) {
 
 static nn_tensor *stem_fwd(const nas_net *net, nn_ctx *ctx, nn_tensor *x) {
     nn_conv2d_params p = net->cfg.stem == NAS_STEM_IMAGENET ? nn_conv2d_pad(2, 0) : nn_conv2d_same(1, 1);
-    return nas_bn_apply(net, ctx, nn_conv2d(ctx, x, net->stem_w, NULL, &p), &net->stem_bn);
+    return relu_conv_bn(net, ctx, x, 0, NULL, net->stem_w, &p, &net->stem_bn, 0);
 }
 
 static nn_tensor *aux_fwd(const nas_net *net, nn_ctx *ctx, nn_tensor *x) {

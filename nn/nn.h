@@ -264,6 +264,21 @@ nn_tensor *nn_batch_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor 
  * pass. Every replica must run the same batch-norm calls in the same order. NULL: off. */
 typedef void (*nn_replica_sum_fn)(double *buf, int64_t n, void *user);
 void nn_set_batch_norm_sync(nn_replica_sum_fn sum, void *user);
+/* The ReLU-conv-BN-ReLU layer in one call:
+ *   y = [relu_out] ReLU( [bn] batch_norm( conv2d( [relu_in] ReLU(x), w, no bias, p ), bn_t ) )
+ * with bn_t the batch-norm tensors (gamma, beta or NULL; running mean and variance) and bn its
+ * hyper-parameters (NULL: no batch norm; bn_t is then ignored and may be NULL). The values are
+ * those of nn_relu, nn_conv2d, nn_batch_norm and nn_relu called one after the other, bit for
+ * bit, in every mode. When no gradient is needed (grad disabled, or no input requires one), the
+ * batch norm (if any) uses running statistics (evaluation mode) and the ctx runs on the CPU, the
+ * whole layer is one pass (op conv2d_fused): the ReLU is applied as the input is read and the
+ * normalisation and ReLU as each output is stored, with no intermediate tensors. Otherwise it is
+ * recorded op by op, as the separate calls would be. */
+typedef struct nn_bn_tensors {
+    nn_tensor *gamma, *beta, *running_mean, *running_var;
+} nn_bn_tensors;
+nn_tensor *nn_conv2d_fused(nn_ctx *ctx, nn_tensor *x, int relu_in, nn_tensor *w, const nn_conv2d_params *p,
+                           const nn_bn_tensors *bn_t, const nn_bn_params *bn, int relu_out);
 /* Layer norm: x [N,C,H,W] (or [N,C]) normalised per example over C,H,W; gamma, beta [C] or NULL. */
 nn_tensor *nn_layer_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, float eps);
 /* Instance norm: x [N,C,H,W] normalised per (example, channel) over H,W; gamma, beta [C] or NULL. */

@@ -150,6 +150,15 @@ static void norm_ref(const nn_tensor *x, double *ref, int mode /*0 bn, 1 ln, 2 i
     }
 }
 
+/* With a gradient to take, nn_conv2d_fused records the separate ops (training-mode batch norm
+ * here); its fused inference pass is checked in test_nn_conv_fused.c. */
+static nn_tensor *b_conv2d_fused(nn_ctx *c, nn_tensor **in) {
+    nn_conv2d_params p = nn_conv2d_same(1, 1);
+    nn_bn_tensors t = {in[2], NULL, NULL, NULL};
+    nn_bn_params bp = {1e-3f, 0.1f};
+    return nn_conv2d_fused(c, in[0], 0, in[1], &p, &t, &bp, 0);
+}
+
 static nn_tensor *b_batch_norm(nn_ctx *c, nn_tensor **in) {
     nn_bn_params p = {1e-3f, 0.1f};
     return nn_batch_norm(c, in[0], in[1], in[2], NULL, NULL, &p);
@@ -457,6 +466,7 @@ static const op_case cases[] = {
     {"conv2d depthwise 5x5 s2", 3, {4, 4, 1}, {S4(2, 3, 7, 7), S4(3, 1, 5, 5), S4(3, 1, 1, 1)}, {0}, 7, b_conv_dw5_s2, r_conv_dw5_s2},
     {"conv2d depthwise 1x17 s2 (direct loops)", 2, {4, 4}, {S4(1, 2, 3, 20), S4(2, 1, 1, 17)}, {0}, 3, b_conv_dw_wide, r_conv_dw_wide},
     {"conv2d depthwise 3x3 dil2", 2, {4, 4}, {S4(2, 4, 6, 5), S4(4, 1, 3, 3)}, {0}, 3, b_conv_dw_dil, r_conv_dw_dil},
+    {"conv2d_fused conv-bn (recorded as separate ops)", 3, {4, 4, 1}, {S4(2, 3, 5, 5), S4(4, 3, 3, 3), S4(4, 1, 1, 1)}, {0}, 7, b_conv2d_fused, NULL},
     {"batch_norm", 3, {4, 1, 1}, {S4(3, 2, 3, 4), S4(2, 1, 1, 1), S4(2, 1, 1, 1)}, {0}, 7, b_batch_norm, r_batch_norm},
     {"batch_norm [N,C]", 1, {2}, {S4(5, 3, 1, 1)}, {0}, 1, b_batch_norm_2d, r_batch_norm_2d},
     {"layer_norm", 3, {4, 1, 1}, {S4(2, 3, 2, 3), S4(3, 1, 1, 1), S4(3, 1, 1, 1)}, {0}, 7, b_layer_norm, r_layer_norm},

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "nn/nn_impl.h"
+#include "nn/ops/bn_affine.h"
 
 typedef struct bn_p {
     float eps, momentum;
@@ -82,11 +83,10 @@ static void update_running(const bn_p *p, int64_t ch, double mean, double sq, do
 static void normalize_channel(const bn_p *p, bn_saved *s, const float *x, float *y, const float *gamma,
                               const float *beta, int64_t n, int64_t c, int64_t hw, int64_t ch, double mean,
                               double var) {
-    float inv = (float)(1.0 / sqrt(var + p->eps));
+    float inv, scale, shift;
+    nn__bn_affine(mean, var, p->eps, gamma, beta, ch, &inv, &scale, &shift);
     s->mean[ch] = (float)mean;
     s->invstd[ch] = inv;
-    float scale = inv * (gamma ? gamma[ch] : 1.0f);
-    float shift = (beta ? beta[ch] : 0.0f) - (float)mean * scale;
     for (int64_t b = 0; b < n; b++) {
         const float *xp = x + (b * c + ch) * hw;
         float *yp = y + (b * c + ch) * hw;

@@ -2,12 +2,16 @@
  * Dense and grouped convolutions go through OpenBLAS sgemm on im2col columns, a chunk of images
  * per GEMM and one chunk per thread (a 1x1 stride-1 convolution runs on the tensors in place,
  * image by image); depthwise (groups == Cin == Cout) has its own vectorised direct
- * kernels (nn/ops/conv2d_dw.c) because a GEMM with one input channel per group is all overhead. */
+ * kernels (nn/ops/conv2d_dw.c) because a GEMM with one input channel per group is all overhead,
+ * and dense stride-1 convolutions with enough channels take the direct kernels of
+ * nn/ops/conv2d_direct.c. The fused inference op (nn/ops/conv2d_fused.c) runs the same forward
+ * code with a ReLU on the input and an epilogue on the output (nn/ops/conv2d_epi.h). */
 #include <omp.h>
 
 #include "nn/nn_impl.h"
 #include "nn/ops/conv2d_direct.h"
 #include "nn/ops/conv2d_dw.h"
+#include "nn/ops/conv2d_epi.h"
 
 NN_NODE_PARAMS_FIT(nn_conv2d_params);
 
@@ -200,20 +204,34 @@ static void forward_chunk(const float *x, const float *w, float *y, const geom *
 }
 
 /* x [N,Cin,H,W], w [Cout,Cin/G,KH,KW], b [Cout] -> y [N,Cout,OH,OW]:
- * per group and chunk of m images, Y [Cog, m*OHW] = W_g [Cog, K] * col [K, m*OHW]. */
-static void conv2d_forward(nn_ctx *ctx, nn_node *node) {
+ * per group and chunk of m images, Y [Cog, m*OHW] = W_g [Cog, K] * col [K, m*OHW].
+ * The fused inference op (conv2d_fused.c) comes through here too, with relu_in (convolve
+ * max(x, 0)) and an epilogue; plain convolutions pass 0 and NULL. */
+void nn__conv2d_forward_ex(nn_ctx *ctx, nn_node *node, int relu_in, const nn_conv_epi *epi) {
     const nn_conv2d_params *p = NN_NODE_P(node, nn_conv2d_params);
     geom g = geometry(node);
     const float *x = node->ins[0]->data, *w = node->ins[1]->data;
     const float *b = node->nin > 2 ? node->ins[2]->data : NULL;
     float *y = node->out->data;
     if (g.g == g.cin && g.g == g.cout) {
-        nn__dw_forward(ctx, x, w, b, y, g.n, g.cin, g.h, g.w, g.kh, g.kw, g.oh, g.ow, p);
+        nn__dw_forward_fused(ctx, x, w, b, y, g.n, g.cin, g.h, g.w, g.kh, g.kw, g.oh, g.ow, p, relu_in, epi);
+        return;
+    }
+    if (!b && nn__direct_ok(p, 0, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow)) {
+        nn__direct_forward(ctx, x, w, y, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow, p, relu_in, epi);
         return;
     }
     if (nn__direct_ok(p, 0, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow)) {
-        nn__direct_forward(ctx, x, w, y, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow, p);
+        nn__direct_forward(ctx, x, w, y, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow, p, relu_in, NULL);
     } else {
+        if (relu_in) {
+            /* The GEMM reads x in place (1x1) or through im2col: rectify a copy. */
+            int64_t nx = node->ins[0]->numel;
+            float *r = nn__alloc(ctx, (size_t)nx * sizeof(float));
+#pragma omp parallel for simd schedule(static) if (nx > NN_PAR_MIN)
+            for (int64_t i = 0; i < nx; i++) r[i] = x[i] > 0.0f ? x[i] : 0.0f;
+            x = r;
+        }
         int pw = is_pointwise(p, &g);
         plan pl = make_plan(&g, pw, 0);
         int teams = pl.par ? omp_get_max_threads() : 1;
@@ -224,14 +242,20 @@ static void conv2d_forward(nn_ctx *ctx, nn_node *node) {
             forward_chunk(x, w, y, &g, p, pw, n0, m, ws + pl.per_thread * omp_get_thread_num(), !pl.par);
         }
     }
-    if (b) {
+    if (b || epi) {
 #pragma omp parallel for schedule(static) if (g.n * g.cout * g.ohw > NN_PAR_MIN)
         for (int64_t nc = 0; nc < g.n * g.cout; nc++) {
-            float bv = b[nc % g.cout], *yp = y + nc * g.ohw;
-            for (int64_t i = 0; i < g.ohw; i++) yp[i] += bv;
+            float *yp = y + nc * g.ohw;
+            if (b) {
+                float bv = b[nc % g.cout];
+                for (int64_t i = 0; i < g.ohw; i++) yp[i] += bv;
+            }
+            if (epi) nn__conv_epi_apply(yp, g.ohw, epi, nc % g.cout);
         }
     }
 }
+
+static void conv2d_forward(nn_ctx *ctx, nn_node *node) { nn__conv2d_forward_ex(ctx, node, 0, NULL); }
 
 /* One chunk of the backward pass, images [n0, n0+m), every group: dws [Cout, K] (the chunk's
  * slot; = when first, else +=) and dx (= when dx_fresh, else +=). ws: the workspace (col,
@@ -331,7 +355,8 @@ static void conv2d_backward(nn_ctx *ctx, nn_node *node) {
 
 const nn_op_impl nn_op_conv2d_impl = {conv2d_forward, conv2d_backward};
 
-nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b, const nn_conv2d_params *p) {
+nn_conv2d_params nn__conv2d_resolve(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
+                                    const nn_conv2d_params *p) {
     char sx[64], sw[64];
     NN_ASSERT(x->ndim == 4 && w->ndim == 4, "conv2d: x %s and w %s must be rank 4", NN_SHAPE_STR(x, sx),
               NN_SHAPE_STR(w, sw));
@@ -349,16 +374,26 @@ nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b, cons
         q.same = 0;
     } else {
         NN_ASSERT(q.pad_t >= 0 && q.pad_b >= 0 && q.pad_l >= 0 && q.pad_r >= 0, "conv2d: negative padding");
-        oh = (NN_H(x) + q.pad_t + q.pad_b - q.dil_h * (kh - 1) - 1) / q.stride_h + 1;
-        ow = (NN_W(x) + q.pad_l + q.pad_r - q.dil_w * (kw - 1) - 1) / q.stride_w + 1;
         NN_ASSERT(NN_H(x) + q.pad_t + q.pad_b >= q.dil_h * (kh - 1) + 1 &&
                       NN_W(x) + q.pad_l + q.pad_r >= q.dil_w * (kw - 1) + 1,
                   "conv2d: kernel %s larger than padded input %s", NN_SHAPE_STR(w, sw), NN_SHAPE_STR(x, sx));
     }
+    return q;
+}
+
+void nn__conv2d_out_hw(const nn_tensor *x, const nn_tensor *w, const nn_conv2d_params *q, int64_t *oh, int64_t *ow) {
+    *oh = (NN_H(x) + q->pad_t + q->pad_b - q->dil_h * (w->shape[2] - 1) - 1) / q->stride_h + 1;
+    *ow = (NN_W(x) + q->pad_l + q->pad_r - q->dil_w * (w->shape[3] - 1) - 1) / q->stride_w + 1;
+}
+
+nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b, const nn_conv2d_params *p) {
+    nn_conv2d_params q = nn__conv2d_resolve(x, w, b, p);
+    int64_t oh, ow;
+    nn__conv2d_out_hw(x, w, &q, &oh, &ow);
     nn_tensor *ins[3] = {x, w, b};
     nn_node *node = nn__node(ctx, NN_OP_CONV2D, b ? 3 : 2, ins);
     *NN_NODE_P(node, nn_conv2d_params) = q;
-    node->out = nn__tensor(ctx, 4, NN_SHAPE(NN_N(x), cout, oh, ow));
+    node->out = nn__tensor(ctx, 4, NN_SHAPE(NN_N(x), w->shape[0], oh, ow));
     nn__node_run(ctx, node);
     return node->out;
 }

@@ -15,21 +15,37 @@
 #include <stdint.h>
 
 #include "nn/nn_impl.h"
+#include "nn/ops/conv2d_epi.h"
 
-/* Output channels per register tile of the kernel the CPU runs (8 with AVX-512, else 4): the
- * packed weights are laid out for it. */
+/* Output channels per register tile of the kernel the CPU runs (8 with AVX-512, else 4). */
 int64_t nn__flat_cot(void);
-/* Packed weights: [ceil(cout/cot)][cin][taps][cot], zeros in the missing channels of the last
- * tile. From w [cout, cin, kh, kw] (transpose 0), or for the input gradient from w [cin', cout',
- * kh, kw] read as w'[co][ci][i][j] = w[ci][co][kh-1-i][kw-1-j] (transpose 1: cout = cin',
- * cin = cout'). wp holds nn__flat_packed_size floats. */
+/* Packed weights, for the input gradient: [ceil(cout/cot)][cin][taps][cot], zeros in the missing
+ * channels of the last tile, from w [cin', cout', kh, kw] read as w'[co][ci][i][j] =
+ * w[ci][co][kh-1-i][kw-1-j] (transpose 1: cout = cin', cin = cout'; transpose 0 packs w [cout,
+ * cin, kh, kw] as it is, for tests). wp holds nn__flat_packed_size floats. */
 int64_t nn__flat_packed_size(int64_t cout, int64_t cin, int64_t taps);
 void nn__flat_pack(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, int transpose, float *wp);
-/* out[co * os + p] (= or, with accumulate, +=) the flat correlation above for p in [p0, p1):
- * in [cin] planes of stride is, off[taps] offsets, wp packed for cout output channels. Reads
- * in[ci][p + off] only for p < p1. */
-void nn__flat_corr(const float *in, int64_t is, int64_t cin, const int64_t *off, int64_t taps, const float *wp,
-                   int64_t cout, float *out, int64_t os, int64_t p0, int64_t p1, int accumulate);
+/* The forward direction reads w [cout, cin, kh, kw] in place; only the last register tile, when
+ * cout is not a multiple of cot, needs its rows copied next to zero rows (a tile always computes
+ * cot channels): nn__flat_last_size floats (0 when none), filled by nn__flat_last. */
+int64_t nn__flat_last_size(int64_t cout, int64_t cin, int64_t taps);
+void nn__flat_last(const float *w, int64_t cout, int64_t cin, int64_t taps, float *last);
+
+/* The weights a correlation reads: packed (nn__flat_pack), or in place with `last`. */
+typedef struct nn_flat_w {
+    const float *w;
+    const float *last; /* in place: the last tile's rows (nn__flat_last), or NULL when whole */
+    int packed;
+} nn_flat_w;
+
+/* out[co * os + p] (= or, with accumulate, +=) the flat correlation above for p in [p0, p1) and
+ * output channels [c0, c1) (whole register tiles: c0 a multiple of nn__flat_cot, c1 too or
+ * cout): in [cin] planes of stride is, off[taps] offsets, weights w for cout channels. relu_in:
+ * the input passes through max(x, 0) as it is read; epi (NULL: none, never with accumulate):
+ * applied as each value is stored. Reads in[ci][p + off] only for p < p1. */
+void nn__flat_corr(const float *in, int64_t is, int64_t cin, const int64_t *off, int64_t taps, const nn_flat_w *w,
+                   int64_t cout, int64_t c0, int64_t c1, float *out, int64_t os, int64_t p0, int64_t p1,
+                   int accumulate, int relu_in, const nn_conv_epi *epi);
 
 /* Whether the direct path takes this convolution's forward pass (input_grad 0) or input gradient
  * (1): stride 1, groups 1, at least 8 output channels and 32 products per output in that
@@ -37,10 +53,11 @@ void nn__flat_corr(const float *in, int64_t is, int64_t cin, const int64_t *off,
  * never depends on threads. */
 int nn__direct_ok(const nn_conv2d_params *p, int input_grad, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh,
                   int64_t kw, int64_t oh, int64_t ow);
-/* x [N,Cin,H,W], w [Cout,Cin,KH,KW] -> y [N,Cout,OH,OW] (overwritten), stride 1, explicit pads in p. */
+/* x [N,Cin,H,W], w [Cout,Cin,KH,KW] -> y [N,Cout,OH,OW] (overwritten), stride 1, explicit pads in p.
+ * relu_in: convolve max(x, 0); epi (NULL: none): applied to every output value. */
 void nn__direct_forward(nn_ctx *ctx, const float *x, const float *w, float *y, int64_t n, int64_t cin, int64_t h,
                         int64_t wd, int64_t cout, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
-                        const nn_conv2d_params *p);
+                        const nn_conv2d_params *p, int relu_in, const nn_conv_epi *epi);
 /* dy [N,Cout,OH,OW] -> dx [N,Cin,H,W] (= when fresh, else +=): the correlation of the padded output
  * gradient with the flipped, transposed kernel. */
 void nn__direct_backward_dx(nn_ctx *ctx, const float *dy, const float *w, float *dx, int fresh, int64_t n, int64_t cin,

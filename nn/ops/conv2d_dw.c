@@ -47,6 +47,38 @@ NN_SIMD_CLONES static void plane_forward(const float *x, const float *wk, float 
 
 void nn__dw_forward(nn_ctx *ctx, const float *x, const float *w, const float *b, float *y, int64_t n, int64_t c,
                     int64_t h, int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow, const nn_conv2d_params *p) {
+    nn__dw_forward_fused(ctx, x, w, b, y, n, c, h, wd, kh, kw, oh, ow, p, 0, NULL);
+}
+
+void nn__dw_forward_fused(nn_ctx *ctx, const float *x, const float *w, const float *b, float *y, int64_t n, int64_t c,
+                          int64_t h, int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                          const nn_conv2d_params *p, int relu_in, const nn_conv_epi *epi) {
+    if (relu_in && kw > NN_DW_FAST_MAXK) {
+        /* The direct loops read x in place: rectify a copy first (no NASNet kernel is this wide). */
+        float *r = nn__alloc(ctx, (size_t)(n * c * h * wd) * sizeof(float));
+        for (int64_t i = 0; i < n * c * h * wd; i++) r[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        x = r;
+    }
+    if (kw <= NN_DW_FAST_MAXK && p->stride_h == 1 && p->stride_w == 1 && nn__dw_flat_ok()) {
+        /* Stride 1: the flat kernel. Every plane of the call has the same padded geometry, so
+         * each thread zeroes its padded plane once and then only copies each plane's interior. */
+        int64_t ph = oh + (kh - 1) * p->dil_h, pw = ow + (kw - 1) * p->dil_w;
+        int64_t per = (ph * pw + (oh - 1) * pw + ow + 31) / 16 * 16;
+        int64_t work = n * c * oh * ow * kh * kw;
+        float *ws = nn__scratch(ctx, (size_t)(per * omp_get_max_threads()) * sizeof(float));
+#pragma omp parallel if (work > NN_PAR_MIN)
+        {
+            float *pad = ws + per * omp_get_thread_num(), *tmp = pad + ph * pw;
+            memset(pad, 0, (size_t)(ph * pw) * sizeof(float));
+#pragma omp for schedule(static)
+            for (int64_t nc = 0; nc < n * c; nc++) {
+                int64_t ch = nc % c;
+                nn__dw_flat_plane(x + nc * h * wd, h, wd, relu_in, pad, ph, pw, p->pad_t, p->pad_l, w + ch * kh * kw,
+                                  kh, kw, p->dil_h, p->dil_w, tmp, y + nc * oh * ow, oh, ow, b ? b + ch : NULL, epi, ch);
+            }
+        }
+        return;
+    }
     if (kw <= NN_DW_FAST_MAXK) {
         /* Pad each plane once, then the register-accumulating stride-1 kernel; a strided
          * convolution computes only its own rows (4 at a time) at every column, then keeps every
@@ -55,20 +87,37 @@ void nn__dw_forward(nn_ctx *ctx, const float *x, const float *w, const float *b,
         int64_t ph = (oh - 1) * sh + (kh - 1) * p->dil_h + 1, pw = (ow - 1) * sw + (kw - 1) * p->dil_w + 1;
         int64_t ow1 = (ow - 1) * sw + 1, per = ph * pw + (sw > 1 ? oh * ow1 : 0);
         float *ws = nn__scratch(ctx, (size_t)(per * omp_get_max_threads()) * sizeof(float));
-#pragma omp parallel for schedule(static) if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
-        for (int64_t nc = 0; nc < n * c; nc++) {
-            int64_t ch = nc % c;
-            float *pad = ws + per * omp_get_thread_num(), *tmp = pad + ph * pw, *yp = y + nc * oh * ow;
-            nn__dw_pad_plane(x + nc * h * wd, h, wd, 1, 1, pad, ph, pw, p->pad_t, p->pad_l);
-            if (sw == 1) {
-                nn__dw_corr_rows(pad, pw, sh * pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, yp, oh, ow, 0);
-            } else {
-                nn__dw_corr_rows(pad, pw, sh * pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, tmp, oh, ow1, 0);
-                for (int64_t r = 0; r < oh; r++)
-                    for (int64_t q = 0; q < ow; q++) yp[r * ow + q] = tmp[r * ow1 + q * sw];
+        /* The padded plane has one geometry for the whole call: each thread zeroes its own once,
+         * then each plane only overwrites the interior. */
+        int64_t c0 = p->pad_l < 0 ? -p->pad_l : 0, c1 = wd < pw - p->pad_l ? wd : pw - p->pad_l;
+        int64_t r0 = p->pad_t < 0 ? -p->pad_t : 0, r1 = h < ph - p->pad_t ? h : ph - p->pad_t;
+#pragma omp parallel if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
+        {
+            memset(ws + per * omp_get_thread_num(), 0, (size_t)(ph * pw) * sizeof(float));
+#pragma omp for schedule(static)
+            for (int64_t nc = 0; nc < n * c; nc++) {
+                int64_t ch = nc % c;
+                float *pad = ws + per * omp_get_thread_num(), *tmp = pad + ph * pw, *yp = y + nc * oh * ow;
+                const float *xp = x + nc * h * wd;
+                for (int64_t i = r0; i < r1 && c1 > c0; i++) {
+                    const float *src = xp + i * wd + c0;
+                    float *dst = pad + (p->pad_t + i) * pw + p->pad_l + c0;
+                    if (relu_in)
+                        for (int64_t q = 0; q < c1 - c0; q++) dst[q] = src[q] > 0.0f ? src[q] : 0.0f;
+                    else
+                        memcpy(dst, src, (size_t)(c1 - c0) * sizeof(float));
+                }
+                if (sw == 1) {
+                    nn__dw_corr_rows(pad, pw, sh * pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, yp, oh, ow, 0);
+                } else {
+                    nn__dw_corr_rows(pad, pw, sh * pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, tmp, oh, ow1, 0);
+                    for (int64_t r = 0; r < oh; r++)
+                        for (int64_t q = 0; q < ow; q++) yp[r * ow + q] = tmp[r * ow1 + q * sw];
+                }
+                if (b)
+                    for (int64_t i = 0; i < oh * ow; i++) yp[i] += b[ch];
+                if (epi) nn__conv_epi_apply(yp, oh * ow, epi, ch);
             }
-            if (b)
-                for (int64_t i = 0; i < oh * ow; i++) yp[i] += b[ch];
         }
         return;
     }
@@ -79,6 +128,7 @@ void nn__dw_forward(nn_ctx *ctx, const float *x, const float *w, const float *b,
         float bv = b ? b[ch] : 0.0f;
         for (int64_t i = 0; i < oh * ow; i++) yp[i] = bv;
         plane_forward(x + nc * h * wd, w + ch * kh * kw, yp, h, wd, kh, kw, oh, ow, p);
+        if (epi) nn__conv_epi_apply(yp, oh * ow, epi, ch);
     }
 }
 
@@ -151,7 +201,7 @@ void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *d
             const float *wk = w + (nc % c) * kh * kw;
             for (int64_t i = 0; i < kh * kw; i++) flip[i] = wk[kh * kw - 1 - i];
             nn__dw_pad_plane(dy + nc * oh * ow, oh, ow, p->stride_h, p->stride_w, pad, ph, pw,
-                             (kh - 1) * p->dil_h - p->pad_t, (kw - 1) * p->dil_w - p->pad_l);
+                             (kh - 1) * p->dil_h - p->pad_t, (kw - 1) * p->dil_w - p->pad_l, 0);
             nn__dw_corr_s1(pad, pw, flip, kh, kw, p->dil_h, p->dil_w, dx + nc * h * wd, h, wd, !dx_fresh);
         }
         dx = NULL; /* done */
@@ -176,9 +226,9 @@ void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *d
             float *pad = ws + per * omp_get_thread_num(), *up = pad + ph * pw;
             for (int64_t b = 0; b < n; b++) {
                 const float *g = dy + (b * c + ch) * oh * ow;
-                nn__dw_pad_plane(x + (b * c + ch) * h * wd, h, wd, 1, 1, pad, ph, pw, p->pad_t, p->pad_l);
+                nn__dw_pad_plane(x + (b * c + ch) * h * wd, h, wd, 1, 1, pad, ph, pw, p->pad_t, p->pad_l, 0);
                 if (sh > 1 || sw > 1) {
-                    nn__dw_pad_plane(g, oh, ow, sh, sw, up, oh1, ow1, 0, 0);
+                    nn__dw_pad_plane(g, oh, ow, sh, sw, up, oh1, ow1, 0, 0, 0);
                     g = up;
                 }
                 nn__dw_wgrad_s1(pad, pw, g, oh1, ow1, kh, kw, p->dil_h, p->dil_w, dw + ch * kh * kw);

@@ -132,10 +132,16 @@ void nn__dw_corr_s1(const float *p, int64_t pw, const float *w, int64_t kh, int6
     nn__dw_corr_rows(p, pw, pw, w, kh, kw, dh, dw, out, oh, ow, accumulate);
 }
 
-/* dst[0, n) = src[0, n), in 8-wide vectors: rows of a small plane are too short for memcpy's
- * call and dispatch to pay off. */
-static inline void copy_row(float *dst, const float *src, int64_t n) {
+/* dst[0, n) = src[0, n) (relu: max(src, 0)), in 8-wide vectors: rows of a small plane are too
+ * short for memcpy's call and dispatch to pay off. */
+static inline void copy_row(float *dst, const float *src, int64_t n, int relu) {
     int64_t q = 0;
+    if (relu) {
+        const __m256 z = _mm256_setzero_ps();
+        for (; q + 8 <= n; q += 8) _mm256_storeu_ps(dst + q, _mm256_max_ps(_mm256_loadu_ps(src + q), z));
+        for (; q < n; q++) dst[q] = src[q] > 0.0f ? src[q] : 0.0f;
+        return;
+    }
     for (; q + 8 <= n; q += 8) _mm256_storeu_ps(dst + q, _mm256_loadu_ps(src + q));
     for (; q < n; q++) dst[q] = src[q];
 }
@@ -147,7 +153,7 @@ static inline void zero_row(float *dst, int64_t n) {
 }
 
 void nn__dw_pad_plane(const float *src, int64_t h, int64_t w, int64_t sh, int64_t sw, float *dst, int64_t ph,
-                      int64_t pw, int64_t top, int64_t left) {
+                      int64_t pw, int64_t top, int64_t left, int relu) {
     if (sh != 1 || sw != 1) {
         memset(dst, 0, (size_t)(ph * pw) * sizeof(float));
         for (int64_t i = 0; i < h; i++) {
@@ -155,7 +161,8 @@ void nn__dw_pad_plane(const float *src, int64_t h, int64_t w, int64_t sh, int64_
             if (r < 0 || r >= ph) continue;
             for (int64_t c = 0; c < w; c++) {
                 int64_t q = left + c * sw;
-                if (q >= 0 && q < pw) dst[r * pw + q] = src[i * w + c];
+                float v = src[i * w + c];
+                if (q >= 0 && q < pw) dst[r * pw + q] = relu && !(v > 0.0f) ? 0.0f : v;
             }
         }
         return;
@@ -170,7 +177,7 @@ void nn__dw_pad_plane(const float *src, int64_t h, int64_t w, int64_t sh, int64_
             continue;
         }
         zero_row(d, c0 + left);
-        copy_row(d + c0 + left, src + i * w + c0, c1 - c0);
+        copy_row(d + c0 + left, src + i * w + c0, c1 - c0, relu);
         zero_row(d + c1 + left, pw - (c1 + left));
     }
 }
@@ -273,4 +280,123 @@ int nn__dw_wgrad_s1(const float *p, int64_t pw, const float *dy, int64_t oh, int
     else
         wgrad_256(p, pw, dy, oh, ow, kh, kw, dh, dw, dwk);
     return 1;
+}
+
+/* ---- the flat stride-1 plane kernel (AVX-512) ----------------------------------------------
+ * A padded plane [ph, pw] read as one row: output position p = r*pw + c is
+ *   out[p] = sum_{i,j} w[i][j] * pad[p + i*dh*pw + j*dw],
+ * so each vector of 16 consecutive positions needs one load and one FMA per tap, whatever the
+ * plane's width. The row kernel above fills a vector with one output row, which leaves most
+ * lanes idle on the 7x7 and 14x14 maps of a network's last stages; the flat one wastes only the
+ * kw - 1 padding columns per row. The positions past each row's end are computed and dropped
+ * when the rows are copied out. Each lane adds its taps in the order i, j from zero, as the row
+ * kernel does, so both give the same values. */
+
+/* nv vectors (a constant after inlining) of positions [q, q + 16*nv), the last ones masked to n. */
+__attribute__((target("avx512f"), always_inline)) static inline void flat_block_512(
+    const float *pad, const int64_t *off, const float *w, int64_t taps, float *out, int64_t q, int64_t n, int nv,
+    int full) {
+    __m512 a[8];
+    __mmask16 m[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; v++) {
+        a[v] = _mm512_setzero_ps();
+        int64_t r = n - q - 16 * v;
+        m[v] = full || r >= 16 ? (__mmask16)0xFFFF : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1);
+    }
+    for (int64_t t = 0; t < taps; t++) {
+        __m512 b = _mm512_set1_ps(w[t]);
+        const float *x = pad + q + off[t];
+#pragma GCC unroll 8
+        for (int v = 0; v < 8; v++) {
+            if (v >= nv) break;
+            __m512 xv = full ? _mm512_loadu_ps(x + 16 * v) : _mm512_maskz_loadu_ps(m[v], x + 16 * v);
+            a[v] = _mm512_fmadd_ps(b, xv, a[v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; v++) {
+        if (v >= nv) break;
+        if (full)
+            _mm512_storeu_ps(out + q + 16 * v, a[v]);
+        else
+            _mm512_mask_storeu_ps(out + q + 16 * v, m[v], a[v]);
+    }
+}
+
+__attribute__((target("avx512f"))) static void flat_corr_512(const float *pad, const int64_t *off, const float *w,
+                                                             int64_t taps, float *out, int64_t n) {
+    int64_t q = 0;
+    for (; q + 128 <= n; q += 128) flat_block_512(pad, off, w, taps, out, q, n, 8, 1);
+    int nv = (int)((n - q + 15) / 16);
+    switch (nv) {
+    case 0: break;
+    case 1: flat_block_512(pad, off, w, taps, out, q, n, 1, 0); break;
+    case 2: flat_block_512(pad, off, w, taps, out, q, n, 2, 0); break;
+    case 3: flat_block_512(pad, off, w, taps, out, q, n, 3, 0); break;
+    case 4: flat_block_512(pad, off, w, taps, out, q, n, 4, 0); break;
+    case 5: flat_block_512(pad, off, w, taps, out, q, n, 5, 0); break;
+    case 6: flat_block_512(pad, off, w, taps, out, q, n, 6, 0); break;
+    case 7: flat_block_512(pad, off, w, taps, out, q, n, 7, 0); break;
+    default: flat_block_512(pad, off, w, taps, out, q, n, 8, 0); break;
+    }
+}
+
+static inline __mmask16 tail_mask(int64_t r) { return r >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << r) - 1); }
+
+/* dst[0, n) = src[0, n), or max(src, 0) with relu. */
+__attribute__((target("avx512f"), always_inline)) static inline void copy_row_512(float *dst, const float *src,
+                                                                                 int64_t n, int relu) {
+    const __m512 z = _mm512_setzero_ps();
+    for (int64_t q = 0; q < n; q += 16) {
+        __mmask16 m = tail_mask(n - q);
+        __m512 v = _mm512_maskz_loadu_ps(m, src + q);
+        if (relu) v = _mm512_max_ps(v, z);
+        _mm512_mask_storeu_ps(dst + q, m, v);
+    }
+}
+
+/* out row [0, n) = flat row, + bias, then the epilogue (multiply, add and ReLU apart, as
+ * nn__conv_epi_apply). */
+__attribute__((target("avx512f"), always_inline)) static inline void store_row_512(float *dst, const float *src,
+                                                                                  int64_t n, const float *bias,
+                                                                                  float sc, float sh, int scale,
+                                                                                  int relu) {
+    const __m512 z = _mm512_setzero_ps();
+    for (int64_t q = 0; q < n; q += 16) {
+        __mmask16 m = tail_mask(n - q);
+        __m512 v = _mm512_maskz_loadu_ps(m, src + q);
+        if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(*bias));
+        if (scale) v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(sc)), _mm512_set1_ps(sh));
+        if (relu) v = _mm512_max_ps(v, z);
+        _mm512_mask_storeu_ps(dst + q, m, v);
+    }
+}
+
+int nn__dw_flat_ok(void) { return nn__cpu_avx512(); }
+
+__attribute__((target("avx512f"))) void nn__dw_flat_plane(const float *x, int64_t h, int64_t wd, int relu,
+                                                          float *pad, int64_t ph, int64_t pw, int64_t top,
+                                                          int64_t left, const float *w, int64_t kh, int64_t kw,
+                                                          int64_t dh, int64_t dw, float *tmp, float *y, int64_t oh,
+                                                          int64_t ow, const float *bias, const nn_conv_epi *epi,
+                                                          int64_t ch) {
+    /* The interior: the source rows and columns that land inside the padded plane. */
+    int64_t c0 = left < 0 ? -left : 0, c1 = wd < pw - left ? wd : pw - left;
+    int64_t r0 = top < 0 ? -top : 0, r1 = h < ph - top ? h : ph - top;
+    /* The flags are constants in each loop (the row helpers are inlined). */
+    if (c1 > c0 && relu)
+        for (int64_t i = r0; i < r1; i++) copy_row_512(pad + (top + i) * pw + left + c0, x + i * wd + c0, c1 - c0, 1);
+    else if (c1 > c0)
+        for (int64_t i = r0; i < r1; i++) copy_row_512(pad + (top + i) * pw + left + c0, x + i * wd + c0, c1 - c0, 0);
+    int64_t taps = kh * kw, off[taps];
+    for (int64_t i = 0; i < kh; i++)
+        for (int64_t j = 0; j < kw; j++) off[i * kw + j] = i * dh * pw + j * dw;
+    flat_corr_512(pad, off, w, taps, tmp, (oh - 1) * pw + ow);
+    int scale = epi && epi->scale, rl = epi && epi->relu;
+    float sc = scale ? epi->scale[ch] : 1.0f, sh = scale ? epi->shift[ch] : 0.0f;
+    if (!bias && !scale && !rl)
+        for (int64_t r = 0; r < oh; r++) store_row_512(y + r * ow, tmp + r * pw, ow, NULL, 1.0f, 0.0f, 0, 0);
+    else
+        for (int64_t r = 0; r < oh; r++) store_row_512(y + r * ow, tmp + r * pw, ow, bias, sc, sh, scale, rl);
 }

@@ -1,10 +1,15 @@
 /* The register-tiled kernels of the direct convolution (nn/ops/conv2d_direct.h): the flat
  * correlation out[co][p] (+)= sum_ci sum_tap w[co][ci][tap] * in[ci][p + off[tap]] and the weight
- * packing it reads. AVX-512 tiles are 8 channels x 48 positions (24 accumulators), AVX2 tiles
- * 4 x 24 (12); full tiles use plain loads (AVX-512: from a packed copy of the input block), the
- * last one masked loads of just enough vectors, so nothing past p1 is read. Input channels go in
- * blocks whose partial sums pass through the output, which leaves each lane's sequence of
- * additions (and so every result) the same whatever the blocking, the tile or the vector width. */
+ * packing of its transposed direction (the input gradient). The forward direction reads the
+ * weights where they are, rows of cin * taps values, so a call copies nothing per weight and no
+ * copy can go stale when the weights change. AVX-512 tiles are 8 channels x 48 positions (24
+ * accumulators), AVX2 tiles 4 x 24 (12). AVX-512 tiles read a packed copy of their input block
+ * (a short last block packed through masked loads, zeros after it, and stored through masks);
+ * AVX2 full tiles use plain loads, the last one masked loads; nothing past p1 is read. Input channels go in blocks whose partial sums pass through the output, which leaves
+ * each lane's sequence of additions (and so every result) the same whatever the blocking, the
+ * tile, the channel split or the vector width. For inference the input may pass through a ReLU
+ * as it is read, and each finished output through a per-channel scale and shift (batch norm) and
+ * a ReLU as it is stored. */
 #include <immintrin.h>
 
 #include "nn/nn_impl.h"
@@ -34,34 +39,90 @@ void nn__flat_pack(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_
                 }
 }
 
+int64_t nn__flat_last_size(int64_t cout, int64_t cin, int64_t taps) {
+    int64_t cot = nn__flat_cot();
+    return cout % cot ? cot * cin * taps : 0;
+}
+
+void nn__flat_last(const float *w, int64_t cout, int64_t cin, int64_t taps, float *last) {
+    int64_t cot = nn__flat_cot(), rows = cout % cot, row = cin * taps;
+    if (!rows) return;
+    memcpy(last, w + (cout - rows) * row, (size_t)(rows * row) * sizeof(float));
+    memset(last + rows * row, 0, (size_t)((cot - rows) * row) * sizeof(float));
+}
+
+/* Tile t's weights from input channel c0 on, as (base, js, ks): row j, step k = ci * taps + tap
+ * at base[j * js + k * ks]. */
+typedef struct wtile {
+    const float *w;
+    int64_t js, ks;
+} wtile;
+
+static inline wtile weights_of(const nn_flat_w *fw, int64_t cout, int64_t cin, int64_t taps, int cot, int64_t t,
+                               int64_t c0) {
+    wtile r;
+    if (fw->packed) {
+        r.w = fw->w + (t * cin + c0) * taps * cot;
+        r.js = 1;
+        r.ks = cot;
+    } else {
+        int64_t row = cin * taps;
+        r.w = ((t + 1) * cot > cout ? fw->last : fw->w + t * cot * row) + c0 * taps;
+        r.js = row;
+        r.ks = 1;
+    }
+    return r;
+}
+
 /* ---- AVX-512 ------------------------------------------------------------------------------ */
 
-/* One tile: channels [0, rows) of the packed tile w, positions [p, p + 48); `full` (a constant
- * after inlining) selects plain loads, else the masks m. */
+/* The store of a finished tile row j (channel `ch` of the layer): the epilogue, if any, then a
+ * plain or masked store. The scale and shift are a multiply and an add, rounded apart, as
+ * nn/ops/batch_norm.c computes them, so the fused result equals the separate ops bit for bit. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 epi_512(__m512 v, const nn_conv_epi *e,
+                                                                              int64_t ch) {
+    if (e->scale) v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(e->scale[ch])), _mm512_set1_ps(e->shift[ch]));
+    if (e->relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+    return v;
+}
+
+/* One tile: channels [0, rows) of the weights wt, positions [p, p + 16*nv); `full` and `ofull`
+ * (constants after inlining) select plain loads of the input and plain loads and stores of the
+ * output, else the masks m. relu_in: max(x, 0) on every input load (the packed input blocks are
+ * already rectified). epi (NULL: none) applies to the stored values of channels ch0 + j; the
+ * caller passes it only with the last channel block. */
 __attribute__((target("avx512f"), always_inline)) static inline void tile_512(
-    const float *in, int64_t is, int64_t cin, const int64_t *off, int64_t taps, const float *w, int64_t rows,
-    float *out, int64_t os, const __mmask16 *m, int full, int nv, int accumulate) {
+    const float *in, int64_t is, int64_t cin, const int64_t *off, int64_t taps, wtile wt, int64_t rows,
+    float *out, int64_t os, const __mmask16 *m, int full, int ofull, int nv, int accumulate, int relu_in,
+    const nn_conv_epi *epi, int64_t ch0) {
     __m512 a[CO512][3];
+    const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int j = 0; j < CO512; j++)
 #pragma GCC unroll 3
         for (int v = 0; v < 3; v++) {
             const float *o = out + j * os + 16 * v;
             if (accumulate && j < rows && v < nv)
-                a[j][v] = full ? _mm512_loadu_ps(o) : _mm512_maskz_loadu_ps(m[v], o);
+                a[j][v] = ofull ? _mm512_loadu_ps(o) : _mm512_maskz_loadu_ps(m[v], o);
             else
                 a[j][v] = _mm512_setzero_ps();
         }
+    const float *w = wt.w;
     for (int64_t ci = 0; ci < cin; ci++) {
         const float *xc = in + ci * is;
-        for (int64_t t = 0; t < taps; t++, w += CO512) {
+        for (int64_t t = 0; t < taps; t++, w += wt.ks) {
             const float *xt = xc + off[t];
             __m512 x0 = full ? _mm512_loadu_ps(xt) : _mm512_maskz_loadu_ps(m[0], xt);
             __m512 x1 = nv < 2 ? x0 : full ? _mm512_loadu_ps(xt + 16) : _mm512_maskz_loadu_ps(m[1], xt + 16);
             __m512 x2 = nv < 3 ? x0 : full ? _mm512_loadu_ps(xt + 32) : _mm512_maskz_loadu_ps(m[2], xt + 32);
+            if (relu_in) {
+                x0 = _mm512_max_ps(x0, zero);
+                x1 = _mm512_max_ps(x1, zero);
+                x2 = _mm512_max_ps(x2, zero);
+            }
 #pragma GCC unroll 8
             for (int j = 0; j < CO512; j++) {
-                __m512 b = _mm512_set1_ps(w[j]);
+                __m512 b = _mm512_set1_ps(w[j * wt.js]);
                 a[j][0] = _mm512_fmadd_ps(b, x0, a[j][0]);
                 if (nv > 1) a[j][1] = _mm512_fmadd_ps(b, x1, a[j][1]);
                 if (nv > 2) a[j][2] = _mm512_fmadd_ps(b, x2, a[j][2]);
@@ -74,10 +135,11 @@ __attribute__((target("avx512f"), always_inline)) static inline void tile_512(
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) {
             float *o = out + j * os + 16 * v;
-            if (full)
-                _mm512_storeu_ps(o, a[j][v]);
+            __m512 r = epi ? epi_512(a[j][v], epi, ch0 + j) : a[j][v];
+            if (ofull)
+                _mm512_storeu_ps(o, r);
             else
-                _mm512_mask_storeu_ps(o, m[v], a[j][v]);
+                _mm512_mask_storeu_ps(o, m[v], r);
         }
     }
 }
@@ -97,51 +159,91 @@ static int64_t channel_block(const int64_t *off, int64_t taps, int64_t positions
 #define PACK_FLOATS 6144
 
 __attribute__((target("avx512f"))) static void corr_512(const float *in, int64_t is, int64_t cin, const int64_t *off,
-                                                        int64_t taps, const float *wp, int64_t cout, float *out,
-                                                        int64_t os, int64_t p0, int64_t p1, int accumulate) {
-    int64_t nt = (cout + CO512 - 1) / CO512, wstride = cin * taps * CO512;
+                                                        int64_t taps, const nn_flat_w *fw, int64_t cout, int64_t t0,
+                                                        int64_t t1, float *out, int64_t os, int64_t p0, int64_t p1,
+                                                        int accumulate, int relu_in, const nn_conv_epi *epi) {
     const __mmask16 all[3] = {0xFFFF, 0xFFFF, 0xFFFF};
     int64_t p = p0;
     int64_t pcb = PACK_FLOATS / (taps * 48);
-    if (pcb > 0 && p + 48 <= p1) {
+    if (pcb > 0) {
         _Alignas(64) float pack[PACK_FLOATS];
         int64_t poff[taps];
         for (int64_t t = 0; t < taps; t++) poff[t] = t * 48;
-        /* Position-major: one packed block serves every channel tile. */
-        for (; p + 48 <= p1; p += 48)
+        const __m512 zero = _mm512_setzero_ps();
+        /* Position-major: one packed block serves every channel tile. The last block, when
+         * short, packs its positions with zeros after them and stores through masks: the same
+         * tight loop as a full block, with as many vectors as needed (1 to 3). */
+        for (; p < p1; p += 48) {
+            int64_t np = p1 - p < 48 ? p1 - p : 48;
+            int nv = (int)((np + 15) / 16);
+            __mmask16 m[3];
+            for (int v = 0; v < 3; v++) {
+                int64_t r = np - 16 * v;
+                m[v] = r >= 16 ? (__mmask16)0xFFFF : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1);
+            }
             for (int64_t c0 = 0; c0 < cin; c0 += pcb) {
                 int64_t nc = cin - c0 < pcb ? cin - c0 : pcb;
                 for (int64_t c = 0; c < nc; c++)
                     for (int64_t t = 0; t < taps; t++) {
                         const float *src = in + (c0 + c) * is + p + off[t];
                         float *dst = pack + (c * taps + t) * 48;
-                        _mm512_store_ps(dst, _mm512_loadu_ps(src));
-                        _mm512_store_ps(dst + 16, _mm512_loadu_ps(src + 16));
-                        _mm512_store_ps(dst + 32, _mm512_loadu_ps(src + 32));
+                        __m512 v0, v1, v2;
+                        if (np == 48) {
+                            v0 = _mm512_loadu_ps(src);
+                            v1 = _mm512_loadu_ps(src + 16);
+                            v2 = _mm512_loadu_ps(src + 32);
+                        } else {
+                            v0 = _mm512_maskz_loadu_ps(m[0], src);
+                            v1 = _mm512_maskz_loadu_ps(m[1], src + 16);
+                            v2 = _mm512_maskz_loadu_ps(m[2], src + 32);
+                        }
+                        if (relu_in) {
+                            v0 = _mm512_max_ps(v0, zero);
+                            v1 = _mm512_max_ps(v1, zero);
+                            v2 = _mm512_max_ps(v2, zero);
+                        }
+                        _mm512_store_ps(dst, v0);
+                        _mm512_store_ps(dst + 16, v1);
+                        _mm512_store_ps(dst + 32, v2);
                     }
-                for (int64_t t = 0; t < nt; t++) {
+                const nn_conv_epi *e = c0 + nc >= cin ? epi : NULL;
+                int acc = accumulate || c0 > 0;
+                for (int64_t t = t0; t < t1; t++) {
                     int64_t rows = cout - t * CO512 < CO512 ? cout - t * CO512 : CO512;
-                    const float *w = wp + t * wstride + c0 * taps * CO512;
+                    wtile w = weights_of(fw, cout, cin, taps, CO512, t, c0);
                     float *o = out + t * CO512 * os + p;
-                    int acc = accumulate || c0 > 0;
-                    /* 1x1 and 3x3 get copies with the tap count a constant (no inner loop,
-                     * or a fully unrolled one). */
+                    int64_t ch = t * CO512;
+                    /* 1x1 and 3x3 get copies with the tap count a constant (no inner loop, or a
+                     * fully unrolled one); accumulate is a constant in each. */
+#define TILE(TAPS, ACC)                                                                                           \
+    do {                                                                                                          \
+        if (np == 48)                                                                                             \
+            tile_512(pack, (TAPS) * 48, nc, poff, TAPS, w, rows, o, os, m, 1, 1, 3, ACC, 0, e, ch);               \
+        else if (nv == 1)                                                                                         \
+            tile_512(pack, (TAPS) * 48, nc, poff, TAPS, w, rows, o, os, m, 1, 0, 1, ACC, 0, e, ch);               \
+        else if (nv == 2)                                                                                         \
+            tile_512(pack, (TAPS) * 48, nc, poff, TAPS, w, rows, o, os, m, 1, 0, 2, ACC, 0, e, ch);               \
+        else                                                                                                      \
+            tile_512(pack, (TAPS) * 48, nc, poff, TAPS, w, rows, o, os, m, 1, 0, 3, ACC, 0, e, ch);               \
+    } while (0)
                     if (taps == 1 && acc)
-                        tile_512(pack, 48, nc, poff, 1, w, rows, o, os, all, 1, 3, 1);
+                        TILE(1, 1);
                     else if (taps == 1)
-                        tile_512(pack, 48, nc, poff, 1, w, rows, o, os, all, 1, 3, 0);
+                        TILE(1, 0);
                     else if (taps == 9 && acc)
-                        tile_512(pack, 9 * 48, nc, poff, 9, w, rows, o, os, all, 1, 3, 1);
+                        TILE(9, 1);
                     else if (taps == 9)
-                        tile_512(pack, 9 * 48, nc, poff, 9, w, rows, o, os, all, 1, 3, 0);
+                        TILE(9, 0);
                     else if (acc)
-                        tile_512(pack, taps * 48, nc, poff, taps, w, rows, o, os, all, 1, 3, 1);
+                        TILE(taps, 1);
                     else
-                        tile_512(pack, taps * 48, nc, poff, taps, w, rows, o, os, all, 1, 3, 0);
+                        TILE(taps, 0);
+#undef TILE
                 }
             }
+        }
     }
-    /* Unpacked full tiles (kernels too large to pack), in channel blocks that keep the input
+    /* Kernels too large to pack (over 128 taps): unpacked full tiles, in channel blocks that keep the input
      * slab within 16 KiB; the partial sums pass through the output between blocks, which leaves
      * each lane's sequence of additions unchanged. */
     int64_t cb = channel_block(off, taps, 48);
@@ -149,14 +251,15 @@ __attribute__((target("avx512f"))) static void corr_512(const float *in, int64_t
         for (int64_t c0 = 0; c0 < cin; c0 += cb) {
             int64_t nc = cin - c0 < cb ? cin - c0 : cb;
             const float *inb = in + c0 * is + p;
-            for (int64_t t = 0; t < nt; t++) {
+            const nn_conv_epi *e = c0 + nc >= cin ? epi : NULL;
+            for (int64_t t = t0; t < t1; t++) {
                 int64_t rows = cout - t * CO512 < CO512 ? cout - t * CO512 : CO512;
-                const float *w = wp + t * wstride + c0 * taps * CO512;
+                wtile w = weights_of(fw, cout, cin, taps, CO512, t, c0);
                 float *o = out + t * CO512 * os + p;
                 if (accumulate || c0 > 0)
-                    tile_512(inb, is, nc, off, taps, w, rows, o, os, all, 1, 3, 1);
+                    tile_512(inb, is, nc, off, taps, w, rows, o, os, all, 1, 1, 3, 1, relu_in, e, t * CO512);
                 else
-                    tile_512(inb, is, nc, off, taps, w, rows, o, os, all, 1, 3, 0);
+                    tile_512(inb, is, nc, off, taps, w, rows, o, os, all, 1, 1, 3, 0, relu_in, e, t * CO512);
             }
         }
     if (p < p1) {
@@ -170,17 +273,18 @@ __attribute__((target("avx512f"))) static void corr_512(const float *in, int64_t
         for (int64_t c0 = 0; c0 < cin; c0 += cb) {
             int64_t nc = cin - c0 < cb ? cin - c0 : cb;
             const float *inb = in + c0 * is + p;
-            for (int64_t t = 0; t < nt; t++) {
+            const nn_conv_epi *e = c0 + nc >= cin ? epi : NULL;
+            for (int64_t t = t0; t < t1; t++) {
                 int64_t rows = cout - t * CO512 < CO512 ? cout - t * CO512 : CO512;
-                const float *w = wp + t * wstride + c0 * taps * CO512;
+                wtile w = weights_of(fw, cout, cin, taps, CO512, t, c0);
                 float *o = out + t * CO512 * os + p;
                 int acc = accumulate || c0 > 0;
                 if (nv == 1)
-                    tile_512(inb, is, nc, off, taps, w, rows, o, os, m, 0, 1, acc);
+                    tile_512(inb, is, nc, off, taps, w, rows, o, os, m, 0, 0, 1, acc, relu_in, e, t * CO512);
                 else if (nv == 2)
-                    tile_512(inb, is, nc, off, taps, w, rows, o, os, m, 0, 2, acc);
+                    tile_512(inb, is, nc, off, taps, w, rows, o, os, m, 0, 0, 2, acc, relu_in, e, t * CO512);
                 else
-                    tile_512(inb, is, nc, off, taps, w, rows, o, os, m, 0, 3, acc);
+                    tile_512(inb, is, nc, off, taps, w, rows, o, os, m, 0, 0, 3, acc, relu_in, e, t * CO512);
             }
         }
     }
@@ -192,24 +296,38 @@ static inline __m256 load_256(const float *x, __m256i m, int full) {
     return full ? _mm256_loadu_ps(x) : _mm256_maskload_ps(x, m);
 }
 
+static inline __m256 epi_256(__m256 v, const nn_conv_epi *e, int64_t ch) {
+    if (e->scale) v = _mm256_add_ps(_mm256_mul_ps(v, _mm256_set1_ps(e->scale[ch])), _mm256_set1_ps(e->shift[ch]));
+    if (e->relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
+    return v;
+}
+
 __attribute__((always_inline)) static inline void tile_256(const float *in, int64_t is, int64_t cin,
-                                                           const int64_t *off, int64_t taps, const float *w,
+                                                           const int64_t *off, int64_t taps, wtile wt,
                                                            int64_t rows, float *out, int64_t os, int64_t p,
-                                                           const __m256i *m, int full, int accumulate) {
+                                                           const __m256i *m, int full, int accumulate, int relu_in,
+                                                           const nn_conv_epi *epi, int64_t ch0) {
     __m256 a[CO256][3];
+    const __m256 zero = _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int j = 0; j < CO256; j++)
 #pragma GCC unroll 3
         for (int v = 0; v < 3; v++)
             a[j][v] = accumulate && j < rows ? load_256(out + j * os + p + 8 * v, m[v], full) : _mm256_setzero_ps();
+    const float *w = wt.w;
     for (int64_t ci = 0; ci < cin; ci++) {
         const float *xc = in + ci * is + p;
-        for (int64_t t = 0; t < taps; t++, w += CO256) {
+        for (int64_t t = 0; t < taps; t++, w += wt.ks) {
             const float *xt = xc + off[t];
             __m256 x0 = load_256(xt, m[0], full), x1 = load_256(xt + 8, m[1], full), x2 = load_256(xt + 16, m[2], full);
+            if (relu_in) {
+                x0 = _mm256_max_ps(x0, zero);
+                x1 = _mm256_max_ps(x1, zero);
+                x2 = _mm256_max_ps(x2, zero);
+            }
 #pragma GCC unroll 4
             for (int j = 0; j < CO256; j++) {
-                __m256 b = _mm256_broadcast_ss(w + j);
+                __m256 b = _mm256_broadcast_ss(w + j * wt.js);
                 a[j][0] = _mm256_fmadd_ps(b, x0, a[j][0]);
                 a[j][1] = _mm256_fmadd_ps(b, x1, a[j][1]);
                 a[j][2] = _mm256_fmadd_ps(b, x2, a[j][2]);
@@ -222,30 +340,35 @@ __attribute__((always_inline)) static inline void tile_256(const float *in, int6
 #pragma GCC unroll 3
         for (int v = 0; v < 3; v++) {
             float *o = out + j * os + p + 8 * v;
+            __m256 r = epi ? epi_256(a[j][v], epi, ch0 + j) : a[j][v];
             if (full)
-                _mm256_storeu_ps(o, a[j][v]);
+                _mm256_storeu_ps(o, r);
             else
-                _mm256_maskstore_ps(o, m[v], a[j][v]);
+                _mm256_maskstore_ps(o, m[v], r);
         }
     }
 }
 
-static void corr_256(const float *in, int64_t is, int64_t cin, const int64_t *off, int64_t taps, const float *wp,
-                     int64_t cout, float *out, int64_t os, int64_t p0, int64_t p1, int accumulate) {
-    int64_t nt = (cout + CO256 - 1) / CO256, wstride = cin * taps * CO256, cb = channel_block(off, taps, 24);
+static void corr_256(const float *in, int64_t is, int64_t cin, const int64_t *off, int64_t taps, const nn_flat_w *fw,
+                     int64_t cout, int64_t t0, int64_t t1, float *out, int64_t os, int64_t p0, int64_t p1,
+                     int accumulate, int relu_in, const nn_conv_epi *epi) {
+    int64_t cb = channel_block(off, taps, 24);
     const __m256i all[3] = {_mm256_set1_epi32(-1), _mm256_set1_epi32(-1), _mm256_set1_epi32(-1)};
     int64_t p = p0;
     for (; p + 24 <= p1; p += 24)
         for (int64_t c0 = 0; c0 < cin; c0 += cb) {
             int64_t nc = cin - c0 < cb ? cin - c0 : cb;
             const float *inb = in + c0 * is;
-            for (int64_t t = 0; t < nt; t++) {
+            const nn_conv_epi *e = c0 + nc >= cin ? epi : NULL;
+            for (int64_t t = t0; t < t1; t++) {
                 int64_t rows = cout - t * CO256 < CO256 ? cout - t * CO256 : CO256;
-                const float *w = wp + t * wstride + c0 * taps * CO256;
+                wtile w = weights_of(fw, cout, cin, taps, CO256, t, c0);
                 if (accumulate || c0 > 0)
-                    tile_256(inb, is, nc, off, taps, w, rows, out + t * CO256 * os, os, p, all, 1, 1);
+                    tile_256(inb, is, nc, off, taps, w, rows, out + t * CO256 * os, os, p, all, 1, 1, relu_in, e,
+                             t * CO256);
                 else
-                    tile_256(inb, is, nc, off, taps, w, rows, out + t * CO256 * os, os, p, all, 1, 0);
+                    tile_256(inb, is, nc, off, taps, w, rows, out + t * CO256 * os, os, p, all, 1, 0, relu_in, e,
+                             t * CO256);
             }
         }
     if (p < p1) {
@@ -257,20 +380,27 @@ static void corr_256(const float *in, int64_t is, int64_t cin, const int64_t *of
         }
         for (int64_t c0 = 0; c0 < cin; c0 += cb) {
             int64_t nc = cin - c0 < cb ? cin - c0 : cb;
-            for (int64_t t = 0; t < nt; t++) {
+            const nn_conv_epi *e = c0 + nc >= cin ? epi : NULL;
+            for (int64_t t = t0; t < t1; t++) {
                 int64_t rows = cout - t * CO256 < CO256 ? cout - t * CO256 : CO256;
-                tile_256(in + c0 * is, is, nc, off, taps, wp + t * wstride + c0 * taps * CO256, rows,
-                         out + t * CO256 * os, os, p, m, 0, accumulate || c0 > 0);
+                tile_256(in + c0 * is, is, nc, off, taps, weights_of(fw, cout, cin, taps, CO256, t, c0), rows,
+                         out + t * CO256 * os, os, p, m, 0, accumulate || c0 > 0, relu_in, e, t * CO256);
             }
         }
     }
 }
 
-void nn__flat_corr(const float *in, int64_t is, int64_t cin, const int64_t *off, int64_t taps, const float *wp,
-                   int64_t cout, float *out, int64_t os, int64_t p0, int64_t p1, int accumulate) {
-    if (p1 <= p0) return;
-    if (nn__cpu_avx512())
-        corr_512(in, is, cin, off, taps, wp, cout, out, os, p0, p1, accumulate);
+void nn__flat_corr(const float *in, int64_t is, int64_t cin, const int64_t *off, int64_t taps, const nn_flat_w *w,
+                   int64_t cout, int64_t c0, int64_t c1, float *out, int64_t os, int64_t p0, int64_t p1,
+                   int accumulate, int relu_in, const nn_conv_epi *epi) {
+    if (p1 <= p0 || c1 <= c0) return;
+    int64_t cot = nn__flat_cot();
+    NN_ASSERT(c0 % cot == 0 && (c1 % cot == 0 || c1 == cout), "flat_corr: channels [%lld, %lld) not whole tiles",
+              (long long)c0, (long long)c1);
+    if (cot == CO512)
+        corr_512(in, is, cin, off, taps, w, cout, c0 / cot, (c1 + cot - 1) / cot, out, os, p0, p1, accumulate, relu_in,
+                 epi);
     else
-        corr_256(in, is, cin, off, taps, wp, cout, out, os, p0, p1, accumulate);
+        corr_256(in, is, cin, off, taps, w, cout, c0 / cot, (c1 + cot - 1) / cot, out, os, p0, p1, accumulate, relu_in,
+                 epi);
 }
