@@ -11,6 +11,7 @@
  * The same measurements in PyTorch: bench/backbone_torch.py (bench/backbone.sh runs both). */
 #include "backbone/nasnet_net.h"
 #include "common/fileio.h"
+#include "bench/bench_clock.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -109,18 +110,6 @@ static void bench_train(int F, int steps, int aux) {
     nas_net_free(net);
 }
 
-/* Seconds: wall clock, or the process's CPU time with BENCH_CLOCK=cpu. */
-static double bench_now(void) {
-    static int cpu = -1;
-    if (cpu < 0) {
-        const char *c = getenv("BENCH_CLOCK");
-        cpu = c && strcmp(c, "cpu") == 0;
-    }
-    if (!cpu) return nd_time_now();
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void bench_infer(int B, int runs) {
     nas_net_config c;

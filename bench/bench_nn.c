@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "common/fileio.h"
+#include "bench/bench_clock.h"
 #include "common/rng.h"
 #include "nn/nn.h"
 
@@ -211,18 +212,6 @@ static nn_tensor *run_case(nn_ctx *ctx, const bcase *bc, const built *b, nn_tens
     return NULL;
 }
 
-/* Seconds: wall clock, or the process's CPU time with BENCH_CLOCK=cpu. */
-static double bench_now(void) {
-    static int cpu = -1;
-    if (cpu < 0) {
-        const char *c = getenv("BENCH_CLOCK");
-        cpu = c && strcmp(c, "cpu") == 0;
-    }
-    if (!cpu) return nd_time_now();
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
