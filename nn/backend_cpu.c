@@ -1,4 +1,5 @@
 /* The CPU backend: host memory and the op table of nn/ops. */
+#include <omp.h>
 #include <stdlib.h>
 
 #include "nn/nn_impl.h"
@@ -17,10 +18,13 @@ static int cpu_supports(nn_op op) { return op >= 0 && op < NN_OP_COUNT; }
 
 static void cpu_run(nn_ctx *ctx, nn_node *node, int backward) {
     const nn_op_impl *impl = cpu_ops[node->op];
+    int profile = nn__profile_on();
+    double t0 = profile ? omp_get_wtime() : 0;
     if (backward)
         impl->backward(ctx, node);
     else
         impl->forward(ctx, node);
+    if (profile) nn__profile_add(node, backward, omp_get_wtime() - t0);
 }
 
 const nn_backend nn_backend_cpu = {

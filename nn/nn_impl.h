@@ -61,6 +61,10 @@ typedef struct nn_op_impl {
 
 extern const char *const nn_op_names[NN_OP_COUNT];
 
+/* NN_PROFILE=1 in the environment: per-op wall times, reported at exit (nn/profile.c). */
+int nn__profile_on(void);
+void nn__profile_add(const struct nn_node *node, int backward, double seconds);
+
 /* The backend seam: a table of functions. The CPU backend runs every op; another backend
  * (nn/cuda, with NN_USE_CUDA) answers supports_op and the tape runs the rest on the CPU over host
  * copies of the inputs (one warning per op, nn/tape.c). A ctx's tensors live in its backend's

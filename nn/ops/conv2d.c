@@ -95,6 +95,12 @@ static plan make_plan(const geom *g, int pointwise, int backward) {
     return pl;
 }
 
+/* Images in chunk c: nb, or what is left for the last chunk. */
+static int64_t chunk_images(const geom *g, const plan *pl, int64_t c) {
+    int64_t n0 = c * pl->nb;
+    return g->n - n0 < pl->nb ? g->n - n0 : pl->nb;
+}
+
 /* Output columns [*lo, *hi) whose input column ow*s + off lies in [0, w). */
 static void col_range(int64_t off, int64_t s, int64_t w, int64_t ow, int64_t *lo, int64_t *hi) {
     int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
@@ -236,10 +242,17 @@ void nn__conv2d_forward_ex(nn_ctx *ctx, nn_node *node, int relu_in, const nn_con
         plan pl = make_plan(&g, pw, 0);
         int teams = pl.par ? omp_get_max_threads() : 1;
         float *ws = nn__scratch(ctx, (size_t)(pl.per_thread * teams + 1) * sizeof(float));
-#pragma omp parallel for schedule(static) if (pl.par)
-        for (int64_t c = 0; c < pl.nchunks; c++) {
-            int64_t n0 = c * pl.nb, m = g.n - n0 < pl.nb ? g.n - n0 : pl.nb;
-            forward_chunk(x, w, y, &g, p, pw, n0, m, ws + pl.per_thread * omp_get_thread_num(), !pl.par);
+        /* Not `parallel for if (pl.par)`: a region with a false if clause is still a region (a
+         * team of one), and the copies and GEMM blocks inside would then start nested teams,
+         * whose threads libgomp creates and ends at every call. */
+        if (pl.par) {
+#pragma omp parallel for schedule(static)
+            for (int64_t c = 0; c < pl.nchunks; c++)
+                forward_chunk(x, w, y, &g, p, pw, c * pl.nb, chunk_images(&g, &pl, c),
+                              ws + pl.per_thread * omp_get_thread_num(), 0);
+        } else {
+            for (int64_t c = 0; c < pl.nchunks; c++)
+                forward_chunk(x, w, y, &g, p, pw, c * pl.nb, chunk_images(&g, &pl, c), ws, 1);
         }
     }
     if (b || epi) {
@@ -293,6 +306,16 @@ static void backward_chunk(const float *x, const float *w, const float *dy, floa
     }
 }
 
+/* Slot s's chunks s, s + slots, ... in order; the first one writes the slot's partial sum. */
+static void backward_slot(const float *x, const float *w, const float *dy, float *dx, int dx_fresh, float *dw,
+                          float *parts, int64_t nparts, const geom *g, const nn_conv2d_params *p, int pw,
+                          const plan *pl, int64_t s, float *ws, int par) {
+    float *dws = dw ? (nparts ? parts + s * g->cout * g->k : dw) : NULL;
+    for (int64_t c = s; c < pl->nchunks; c += pl->slots)
+        backward_chunk(x, w, dy, dx, dx_fresh, dws, nparts && c == s, g, p, pw, c * pl->nb, chunk_images(g, pl, c), ws,
+                       par);
+}
+
 /* dy [N,Cout,OH,OW] -> dx [N,Cin,H,W] (+=, or = into a fresh gradient), dw [Cout,Cin/G,KH,KW] (+=),
  * db [Cout] (+=): per group and chunk, dW_g += dY [Cog, m*OHW] * col^T and dcol = W_g^T * dY,
  * folded back. */
@@ -334,14 +357,15 @@ static void conv2d_backward(nn_ctx *ctx, nn_node *node) {
     int64_t nparts = dw && pl.slots > 1 ? pl.slots : 0;
     float *parts = nn__scratch(ctx, (size_t)(nparts * wnum + pl.per_thread * teams + 1) * sizeof(float));
     float *ws = parts + nparts * wnum;
-#pragma omp parallel for schedule(static) if (pl.par)
-    for (int64_t s = 0; s < pl.slots; s++) {
-        float *dws = dw ? (nparts ? parts + s * wnum : dw) : NULL;
-        for (int64_t c = s; c < pl.nchunks; c += pl.slots) {
-            int64_t n0 = c * pl.nb, m = g.n - n0 < pl.nb ? g.n - n0 : pl.nb;
-            backward_chunk(x, w, dy, dx, dx_fresh, dws, nparts && c == s, &g, p, pw, n0, m,
-                           ws + pl.per_thread * omp_get_thread_num(), !pl.par);
-        }
+    /* As in the forward pass: no region at all when the slots run one after the other. */
+    if (pl.par) {
+#pragma omp parallel for schedule(static)
+        for (int64_t s = 0; s < pl.slots; s++)
+            backward_slot(x, w, dy, dx, dx_fresh, dw, parts, nparts, &g, p, pw, &pl, s,
+                          ws + pl.per_thread * omp_get_thread_num(), 0);
+    } else {
+        for (int64_t s = 0; s < pl.slots; s++)
+            backward_slot(x, w, dy, dx, dx_fresh, dw, parts, nparts, &g, p, pw, &pl, s, ws, 1);
     }
     if (nparts) {
 #pragma omp parallel for schedule(static) if (wnum * nparts > NN_PAR_MIN)
