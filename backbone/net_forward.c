@@ -22,9 +22,22 @@ static nn_tensor *conv1x1(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, int stride) {
  * VALID) and path 2 pixels [1::2, 1::2] of the image shifted up-left by one with a zero row
  * and column appended: a 1x1 stride-2 conv on x cropped by one row/column, padded at the
  * bottom/right when the size is odd, gives exactly that without materialising the shift. */
-static nn_tensor *fact_red_fwd(const nas_net *net, nn_ctx *ctx, nn_tensor *x, const nas_fr *fr) {
-    if (fr->stride == 1) return nas_bn_apply(net, ctx, conv1x1(ctx, x, fr->w, 1), &fr->bn);
+static nn_tensor *fact_red_fwd(const nas_net *net, nn_ctx *ctx, nn_tensor *x, const nas_fr *fr, int relu) {
     int64_t H = x->shape[2], W = x->shape[3];
+    if (relu && fr->stride == 2 && H >= 2 && W >= 2 && !nn_ctx_grad_enabled(ctx) && !nn_ctx_training(ctx) &&
+        !strcmp(nn_ctx_backend(ctx), "cpu")) {
+        /* Inference: the ReLU applied as each path's convolution gathers its pixels, and path 2's
+         * shift a negative pad, instead of a rectified copy and a cropped copy of the whole map. */
+        nn_conv2d_params p1 = nn_conv2d_pad(2, 0), p2 = nn_conv2d_pad(2, 0);
+        p2.pad_t = p2.pad_l = -1;
+        p2.pad_b = (int32_t)(H & 1);
+        p2.pad_r = (int32_t)(W & 1);
+        nn_tensor *ab[2] = {nn_conv2d_fused(ctx, x, 1, fr->w, &p1, NULL, NULL, 0),
+                            nn_conv2d_fused(ctx, x, 1, fr->w2, &p2, NULL, NULL, 0)};
+        return nas_bn_apply(net, ctx, nn_concat(ctx, ab, 2, 1), &fr->bn);
+    }
+    if (relu) x = nn_relu(ctx, x);
+    if (fr->stride == 1) return nas_bn_apply(net, ctx, conv1x1(ctx, x, fr->w, 1), &fr->bn);
     nn_conv2d_params p1 = nn_conv2d_pad(2, 0);
     nn_tensor *a = nn_conv2d(ctx, x, fr->w, NULL, &p1);
     nn_tensor *b;
@@ -144,8 +157,7 @@ static int cell_fwd(const nas_net *net, nn_ctx *ctx, const nas_cellp *cp, nn_ten
         if (p->ndim != 4 || p->shape[0] != x->shape[0])
             return nd_fail(ND_ERR_INVALID, "%s: input %d has another batch size or rank", cp->info.name, j);
         if (in->mode == NAS_IN_FR) {
-            p = nn_relu(ctx, p);
-            for (int r = 0; r < in->n_fr; r++) p = fact_red_fwd(net, ctx, p, &in->fr[r]);
+            for (int r = 0; r < in->n_fr; r++) p = fact_red_fwd(net, ctx, p, &in->fr[r], r == 0);
         } else if (in->mode == NAS_IN_1X1) {
             nn_conv2d_params c1 = nn_conv2d_same(1, 1);
             p = relu_conv_bn(net, ctx, p, 1, NULL, in->w, &c1, &in->bn, 0);
@@ -181,7 +193,7 @@ static int cell_fwd(const nas_net *net, nn_ctx *ctx, const nas_cellp *cp, nn_ten
     nn_tensor *parts[NAS_MAX_STATES];
     for (int k = 0; k < cp->n_out; k++) {
         nn_tensor *t = st[cp->out_state[k]];
-        parts[k] = cp->out_fix[k] ? fact_red_fwd(net, ctx, t, &cp->fix[k]) : t;
+        parts[k] = cp->out_fix[k] ? fact_red_fwd(net, ctx, t, &cp->fix[k], 0) : t;
     }
     *res = cp->n_out == 1 ? parts[0] : nn_concat(ctx, parts, cp->n_out, 1);
     return ND_OK;

@@ -273,7 +273,9 @@ void nn_set_batch_norm_sync(nn_replica_sum_fn sum, void *user);
  * batch norm (if any) uses running statistics (evaluation mode) and the ctx runs on the CPU, the
  * whole layer is one pass (op conv2d_fused): the ReLU is applied as the input is read and the
  * normalisation and ReLU as each output is stored, with no intermediate tensors. Otherwise it is
- * recorded op by op, as the separate calls would be. */
+ * recorded op by op, as the separate calls would be. In the fused pass of a strided convolution
+ * with groups 1, explicit pads may be negative: the window then starts inside the input, as if
+ * the input had been cropped by that many rows or columns (nn_crop) first. */
 typedef struct nn_bn_tensors {
     nn_tensor *gamma, *beta, *running_mean, *running_var;
 } nn_bn_tensors;

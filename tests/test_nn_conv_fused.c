@@ -38,11 +38,18 @@ static const fcase cases[] = {
     {"1x7 SAME (padded rows)", {1, 12, 10, 10}, {12, 12, 1, 7}, SAME(1), 1, 1, 0},
     {"1x1 stride 2 (GEMM, rectified copy)", {2, 32, 11, 11}, {11, 32, 1, 1}, SAME(2), 1, 1, 0},
     {"3x3 stride 2 stem (GEMM, short sums)", {2, 3, 17, 17}, {16, 3, 3, 3}, EXPL(2, 0, 0, 0, 0), 0, 1, 1},
+    {"1x1 stride 2, negative pads (crop) top-left, odd size", {2, 24, 11, 11}, {10, 24, 1, 1}, EXPL(2, -1, 1, -1, 1), 1, 1, 0},
+    {"1x1 stride 2, negative pads, even size, batch 1", {1, 40, 28, 28}, {44, 40, 1, 1}, EXPL(2, -1, 0, -1, 0), 1, 0, 0},
+    {"3x3 stride 2, negative pads on every side", {1, 8, 13, 13}, {9, 8, 3, 3}, EXPL(2, -1, -2, -2, 1), 0, 1, 1},
     {"depthwise 3x3 7x7 (flat kernel)", {2, 24, 7, 7}, {24, 1, 3, 3}, DW(24, 1, 1), 1, 0, 0},
     {"depthwise 5x5 28x28 (flat kernel, long planes)", {1, 8, 28, 28}, {8, 1, 5, 5}, DW(8, 1, 1), 1, 1, 1},
     {"depthwise 3x3 dilation 2", {2, 6, 15, 15}, {6, 1, 3, 3}, DW(6, 1, 2), 1, 1, 0},
     {"depthwise 7x7 stride 2 (row kernel)", {1, 10, 23, 23}, {10, 1, 7, 7}, DW(10, 2, 1), 1, 1, 1},
     {"depthwise 5x5 stride 2 batch 3", {3, 33, 14, 14}, {33, 1, 5, 5}, DW(33, 2, 1), 0, 1, 0},
+    {"depthwise 4x4 stride 2 (even kernel: column phases of 2 and 2)", {2, 5, 17, 18}, {5, 1, 4, 4}, DW(5, 2, 1), 1, 1, 0},
+    {"depthwise 1x3 stride 2 explicit pads", {1, 7, 9, 40}, {7, 1, 1, 3}, {2, 2, 1, 1, 7, 0, 1, 1, 0, 0}, 1, 0, 1},
+    {"depthwise 3x1 stride 2 (one column phase)", {1, 4, 11, 11}, {4, 1, 3, 1}, DW(4, 2, 1), 0, 1, 1},
+    {"depthwise 7x7 stride 2 on 111x111 (the Mobile stem)", {1, 3, 111, 111}, {3, 1, 7, 7}, DW(3, 2, 1), 1, 1, 0},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -79,7 +86,18 @@ static const nn_bn_params bnp = {1e-3f, 0.1f};
 
 /* The layer as separate ops (nn_relu, nn_conv2d, nn_batch_norm, nn_relu). */
 static nn_tensor *separate(nn_ctx *ctx, const fcase *c, const model *m, nn_tensor *x) {
-    nn_tensor *y = nn_conv2d(ctx, c->relu_in ? nn_relu(ctx, x) : x, m->w, NULL, &c->p);
+    nn_conv2d_params p = c->p;
+    if (!p.same && (p.pad_t < 0 || p.pad_b < 0 || p.pad_l < 0 || p.pad_r < 0)) {
+        /* Negative pads: the crop they stand for, then the non-negative ones. */
+        int64_t t = p.pad_t < 0 ? -p.pad_t : 0, b = p.pad_b < 0 ? -p.pad_b : 0;
+        int64_t l = p.pad_l < 0 ? -p.pad_l : 0, r = p.pad_r < 0 ? -p.pad_r : 0;
+        x = nn_crop(ctx, x, t, l, x->shape[2] - t - b, x->shape[3] - l - r);
+        p.pad_t = p.pad_t < 0 ? 0 : p.pad_t;
+        p.pad_b = p.pad_b < 0 ? 0 : p.pad_b;
+        p.pad_l = p.pad_l < 0 ? 0 : p.pad_l;
+        p.pad_r = p.pad_r < 0 ? 0 : p.pad_r;
+    }
+    nn_tensor *y = nn_conv2d(ctx, c->relu_in ? nn_relu(ctx, x) : x, m->w, NULL, &p);
     nn_bn_tensors t = bn_tensors(c, m);
     if (c->bn) y = nn_batch_norm(ctx, y, t.gamma, t.beta, t.running_mean, t.running_var, &bnp);
     return c->relu_out ? nn_relu(ctx, y) : y;

@@ -112,9 +112,10 @@ static void col_range(int64_t off, int64_t s, int64_t w, int64_t ow, int64_t *lo
 
 /* x [N,Cin,H,W], images [n0, n0+m), group gi -> col [Cig*KH*KW, m*OH*OW] (row stride m*OH*OW,
  * image i in columns [i*OHW, (i+1)*OHW)); zeros where the window leaves the image. Each row is a
- * copy of the valid input span between zero margins (no per-element bounds tests). */
+ * copy of the valid input span between zero margins (no per-element bounds tests); relu: of
+ * max(x, 0) (the fused inference op), so no rectified copy of the whole input is needed. */
 static void im2col(const float *x, float *col, const geom *g, const nn_conv2d_params *p, int64_t n0, int64_t m,
-                   int64_t gi, int par) {
+                   int64_t gi, int par, int relu) {
     int64_t ld = m * g->ohw;
 #pragma omp parallel for schedule(static) if (par && m * g->k * g->ohw > NN_PAR_MIN)
     for (int64_t ir = 0; ir < m * g->k; ir++) {
@@ -133,7 +134,9 @@ static void im2col(const float *x, float *col, const geom *g, const nn_conv2d_pa
             }
             const float *xr = xc + ih * g->w;
             for (int64_t q = 0; q < lo; q++) d[q] = 0.0f;
-            if (sw == 1)
+            if (relu)
+                for (int64_t q = lo; q < hi; q++) d[q] = xr[q * sw + off] > 0.0f ? xr[q * sw + off] : 0.0f;
+            else if (sw == 1)
                 memcpy(d + lo, xr + lo + off, (size_t)(hi - lo) * sizeof(float));
             else
                 for (int64_t q = lo; q < hi; q++) d[q] = xr[q * sw + off];
@@ -194,7 +197,7 @@ static void from_columns(const float *t, float *y, const geom *g, int64_t n0, in
  * (col [K, m*OHW] then yt [Cog, m*OHW]); par: the copies may start a thread team (chunks are not
  * run in parallel). */
 static void forward_chunk(const float *x, const float *w, float *y, const geom *g, const nn_conv2d_params *p, int pw,
-                          int64_t n0, int64_t m, float *ws, int par) {
+                          int64_t n0, int64_t m, float *ws, int par, int relu) {
     int64_t ld = m * g->ohw;
     float *col = ws, *yt = ws + g->k * ld;
     for (int64_t gi = 0; gi < g->g; gi++) {
@@ -202,7 +205,7 @@ static void forward_chunk(const float *x, const float *w, float *y, const geom *
         if (pw)
             src = x + (n0 * g->cin + gi * g->cig) * g->h * g->w; /* one image, read in place */
         else
-            im2col(x, col, g, p, n0, m, gi, par);
+            im2col(x, col, g, p, n0, m, gi, par, relu);
         float *dst = m == 1 ? y + (n0 * g->cout + gi * g->cog) * g->ohw : yt;
         nn__sgemm(par, 0, 0, g->cog, ld, g->k, w + gi * g->cog * g->k, g->k, src, ld, 0.0f, dst, ld);
         if (m > 1) from_columns(yt, y, g, n0, m, gi, par);
@@ -230,15 +233,16 @@ void nn__conv2d_forward_ex(nn_ctx *ctx, nn_node *node, int relu_in, const nn_con
     if (nn__direct_ok(p, 0, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow)) {
         nn__direct_forward(ctx, x, w, y, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow, p, relu_in, NULL);
     } else {
-        if (relu_in) {
-            /* The GEMM reads x in place (1x1) or through im2col: rectify a copy. */
+        int pw = is_pointwise(p, &g);
+        if (relu_in && pw) {
+            /* The GEMM reads x in place: rectify a copy (im2col rectifies as it copies). */
             int64_t nx = node->ins[0]->numel;
             float *r = nn__alloc(ctx, (size_t)nx * sizeof(float));
 #pragma omp parallel for simd schedule(static) if (nx > NN_PAR_MIN)
             for (int64_t i = 0; i < nx; i++) r[i] = x[i] > 0.0f ? x[i] : 0.0f;
             x = r;
         }
-        int pw = is_pointwise(p, &g);
+        int relu_cols = relu_in && !pw;
         plan pl = make_plan(&g, pw, 0);
         int teams = pl.par ? omp_get_max_threads() : 1;
         float *ws = nn__scratch(ctx, (size_t)(pl.per_thread * teams + 1) * sizeof(float));
@@ -249,10 +253,10 @@ void nn__conv2d_forward_ex(nn_ctx *ctx, nn_node *node, int relu_in, const nn_con
 #pragma omp parallel for schedule(static)
             for (int64_t c = 0; c < pl.nchunks; c++)
                 forward_chunk(x, w, y, &g, p, pw, c * pl.nb, chunk_images(&g, &pl, c),
-                              ws + pl.per_thread * omp_get_thread_num(), 0);
+                              ws + pl.per_thread * omp_get_thread_num(), 0, relu_cols);
         } else {
             for (int64_t c = 0; c < pl.nchunks; c++)
-                forward_chunk(x, w, y, &g, p, pw, c * pl.nb, chunk_images(&g, &pl, c), ws, 1);
+                forward_chunk(x, w, y, &g, p, pw, c * pl.nb, chunk_images(&g, &pl, c), ws, 1, relu_cols);
         }
     }
     if (b || epi) {
@@ -287,7 +291,7 @@ static void backward_chunk(const float *x, const float *w, const float *dy, floa
         const float *wg = w + gi * g->cog * g->k;
         const float *xs = pw ? x + (n0 * g->cin + gi * g->cig) * g->h * g->w : col;
         if (dws) {
-            if (!pw) im2col(x, col, g, p, n0, m, gi, par);
+            if (!pw) im2col(x, col, g, p, n0, m, gi, par, 0);
             nn__sgemm(par, 0, 1, g->cog, g->k, ld, dys, ld, xs, ld, first ? 0.0f : 1.0f, dws + gi * g->cog * g->k,
                       g->k);
         }

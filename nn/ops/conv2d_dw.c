@@ -85,7 +85,13 @@ void nn__dw_forward_fused(nn_ctx *ctx, const float *x, const float *w, const flo
          * stride-th column. */
         int64_t sh = p->stride_h, sw = p->stride_w;
         int64_t ph = (oh - 1) * sh + (kh - 1) * p->dil_h + 1, pw = (ow - 1) * sw + (kw - 1) * p->dil_w + 1;
-        int64_t ow1 = (ow - 1) * sw + 1, per = ph * pw + (sw > 1 ? oh * ow1 : 0);
+        /* Stride 2 across (dilation 1): the padded plane's even and odd columns as two planes,
+         * and the kernel's even and odd columns as two kernels; each output is then two stride-1
+         * correlations, of (kw+1)/2 and kw/2 columns, with no column computed to be dropped. */
+        int phases = sw == 2 && p->dil_w == 1;
+        int64_t pwe = (pw + 1) / 2, pwo = pw / 2, kwe = (kw + 1) / 2, kwo = kw / 2;
+        int64_t ow1 = (ow - 1) * sw + 1;
+        int64_t per = ph * pw + (phases ? ph * (pwe + pwo) + kh * kw : sw > 1 ? oh * ow1 : 0);
         float *ws = nn__scratch(ctx, (size_t)(per * omp_get_max_threads()) * sizeof(float));
         /* The padded plane has one geometry for the whole call: each thread zeroes its own once,
          * then each plane only overwrites the interior. */
@@ -109,6 +115,20 @@ void nn__dw_forward_fused(nn_ctx *ctx, const float *x, const float *w, const flo
                 }
                 if (sw == 1) {
                     nn__dw_corr_rows(pad, pw, sh * pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, yp, oh, ow, 0);
+                } else if (phases) {
+                    float *ev = tmp, *od = ev + ph * pwe, *we = od + ph * pwo, *wo = we + kh * kwe;
+                    const float *wk = w + ch * kh * kw;
+                    for (int64_t i = 0; i < ph; i++) {
+                        const float *src = pad + i * pw;
+                        for (int64_t q = 0; q < pwe; q++) ev[i * pwe + q] = src[2 * q];
+                        for (int64_t q = 0; q < pwo; q++) od[i * pwo + q] = src[2 * q + 1];
+                    }
+                    for (int64_t i = 0; i < kh; i++) {
+                        for (int64_t t = 0; t < kwe; t++) we[i * kwe + t] = wk[i * kw + 2 * t];
+                        for (int64_t t = 0; t < kwo; t++) wo[i * kwo + t] = wk[i * kw + 2 * t + 1];
+                    }
+                    nn__dw_corr_rows(ev, pwe, sh * pwe, we, kh, kwe, p->dil_h, 1, yp, oh, ow, 0);
+                    if (kwo) nn__dw_corr_rows(od, pwo, sh * pwo, wo, kh, kwo, p->dil_h, 1, yp, oh, ow, 1);
                 } else {
                     nn__dw_corr_rows(pad, pw, sh * pw, w + ch * kh * kw, kh, kw, p->dil_h, p->dil_w, tmp, oh, ow1, 0);
                     for (int64_t r = 0; r < oh; r++)

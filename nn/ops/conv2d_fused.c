@@ -71,7 +71,25 @@ nn_tensor *nn_conv2d_fused(nn_ctx *ctx, nn_tensor *x, int relu_in, nn_tensor *w,
               "conv2d_fused: batch-norm tensors must have %lld elements", (long long)cout);
     fused_p q;
     memset(&q, 0, sizeof q);
-    q.conv = nn__conv2d_resolve(x, w, NULL, p);
+    /* Negative explicit pads crop the input (the window starts inside it): im2col's bounds
+     * handle them, so they are taken where the pass is fused and goes through im2col. */
+    nn_conv2d_params pc = *p;
+    int crop = !p->same && (p->pad_t < 0 || p->pad_b < 0 || p->pad_l < 0 || p->pad_r < 0);
+    if (crop) {
+        NN_ASSERT(fused && p->groups == 1 && (p->stride_h > 1 || p->stride_w > 1),
+                  "conv2d_fused: negative pads need the fused pass (no gradient, CPU), groups 1 and a stride > 1");
+        NN_ASSERT(NN_H(x) + p->pad_t + p->pad_b >= p->dil_h * (w->shape[2] - 1) + 1 &&
+                      NN_W(x) + p->pad_l + p->pad_r >= p->dil_w * (w->shape[3] - 1) + 1,
+                  "conv2d_fused: the pads crop away the whole input");
+        pc.pad_t = pc.pad_b = pc.pad_l = pc.pad_r = 0;
+    }
+    q.conv = nn__conv2d_resolve(x, w, NULL, &pc);
+    if (crop) {
+        q.conv.pad_t = p->pad_t;
+        q.conv.pad_b = p->pad_b;
+        q.conv.pad_l = p->pad_l;
+        q.conv.pad_r = p->pad_r;
+    }
     q.eps = bn ? bn->eps : 0.0f;
     q.relu_in = relu_in != 0;
     q.relu_out = relu_out != 0;

@@ -12,6 +12,7 @@ static void crop_forward(nn_ctx *ctx, nn_node *node) {
     const nn_tensor *x = node->ins[0];
     nn_tensor *y = node->out;
     int64_t h = NN_H(x), w = NN_W(x), oh = NN_H(y), ow = NN_W(y);
+#pragma omp parallel for schedule(static) if (y->numel > NN_PAR_MIN)
     for (int64_t nc = 0; nc < NN_N(x) * NN_C(x); nc++)
         for (int64_t i = 0; i < oh; i++)
             memcpy(y->data + (nc * oh + i) * ow, x->data + (nc * h + i + p->top) * w + p->left,
@@ -25,6 +26,7 @@ static void crop_backward(nn_ctx *ctx, nn_node *node) {
     if (!dx) return;
     const nn_tensor *x = node->ins[0];
     int64_t h = NN_H(x), w = NN_W(x), oh = NN_H(node->out), ow = NN_W(node->out);
+#pragma omp parallel for schedule(static) if (node->out->numel > NN_PAR_MIN)
     for (int64_t nc = 0; nc < NN_N(x) * NN_C(x); nc++)
         for (int64_t i = 0; i < oh; i++)
             nn__vec_add(dx + (nc * h + i + p->top) * w + p->left, node->out->grad + (nc * oh + i) * ow, ow);
