@@ -118,11 +118,7 @@ void nn__dw_forward_fused(nn_ctx *ctx, const float *x, const float *w, const flo
                 } else if (phases) {
                     float *ev = tmp, *od = ev + ph * pwe, *we = od + ph * pwo, *wo = we + kh * kwe;
                     const float *wk = w + ch * kh * kw;
-                    for (int64_t i = 0; i < ph; i++) {
-                        const float *src = pad + i * pw;
-                        for (int64_t q = 0; q < pwe; q++) ev[i * pwe + q] = src[2 * q];
-                        for (int64_t q = 0; q < pwo; q++) od[i * pwo + q] = src[2 * q + 1];
-                    }
+                    nn__dw_column_phases(pad, pw, ph, ev, od);
                     for (int64_t i = 0; i < kh; i++) {
                         for (int64_t t = 0; t < kwe; t++) we[i * kwe + t] = wk[i * kw + 2 * t];
                         for (int64_t t = 0; t < kwo; t++) wo[i * kwo + t] = wk[i * kw + 2 * t + 1];

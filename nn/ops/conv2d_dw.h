@@ -34,6 +34,9 @@ void nn__dw_corr_s1(const float *p, int64_t pw, const float *w, int64_t kh, int6
  * is pw for stride 1 and sh*pw for a row stride sh. */
 void nn__dw_corr_rows(const float *p, int64_t pw, int64_t rstep, const float *w, int64_t kh, int64_t kw, int64_t dh,
                       int64_t dw, float *out, int64_t oh, int64_t ow, int accumulate);
+/* The even and odd columns of rows [0, rows) of p [rows, pw]: ev [rows, (pw+1)/2] and od [rows,
+ * pw/2] (a stride-2 correlation across is then two stride-1 ones). */
+void nn__dw_column_phases(const float *p, int64_t pw, int64_t rows, float *ev, float *od);
 /* Stride-1 weight gradient of one plane: dwk [kh,kw] += sum dy[r][c] * p[r+i*dh][c+j*dw] with p the
  * padded input [oh+(kh-1)*dh, pw]. Returns 0 (and does nothing) when kw is too wide for it. */
 int nn__dw_wgrad_s1(const float *p, int64_t pw, const float *dy, int64_t oh, int64_t ow, int64_t kh, int64_t kw,

@@ -132,6 +132,40 @@ void nn__dw_corr_s1(const float *p, int64_t pw, const float *w, int64_t kh, int6
     nn__dw_corr_rows(p, pw, pw, w, kh, kw, dh, dw, out, oh, ow, accumulate);
 }
 
+/* Column phases of rows: ev[r][q] = p[r][2q] (q < (pw+1)/2), od[r][q] = p[r][2q+1] (q < pw/2), for
+ * rows r < rows of p (stride pw); AVX-512 splits 32 values with two permutes. */
+__attribute__((target("avx512f"))) static void phases_512(const float *p, int64_t pw, int64_t rows, float *ev,
+                                                          float *od) {
+    int64_t pwe = (pw + 1) / 2, pwo = pw / 2;
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *s = p + r * pw;
+        float *e = ev + r * pwe, *o = od + r * pwo;
+        for (int64_t c = 0; c < pw; c += 32) {
+            int64_t left = pw - c;
+            __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+            __m512 a = _mm512_maskz_loadu_ps(m0, s + c), b = _mm512_maskz_loadu_ps(m1, s + c + 16);
+            int64_t ne = pwe - c / 2 < 16 ? pwe - c / 2 : 16, no = pwo - c / 2 < 16 ? pwo - c / 2 : 16;
+            _mm512_mask_storeu_ps(e + c / 2, (__mmask16)((1u << ne) - 1), _mm512_permutex2var_ps(a, ie, b));
+            if (no > 0) _mm512_mask_storeu_ps(o + c / 2, (__mmask16)((1u << no) - 1), _mm512_permutex2var_ps(a, io, b));
+        }
+    }
+}
+
+void nn__dw_column_phases(const float *p, int64_t pw, int64_t rows, float *ev, float *od) {
+    if (nn__cpu_avx512()) {
+        phases_512(p, pw, rows, ev, od);
+        return;
+    }
+    int64_t pwe = (pw + 1) / 2, pwo = pw / 2;
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t q = 0; q < pwe; q++) ev[r * pwe + q] = p[r * pw + 2 * q];
+        for (int64_t q = 0; q < pwo; q++) od[r * pwo + q] = p[r * pw + 2 * q + 1];
+    }
+}
+
 /* dst[0, n) = src[0, n) (relu: max(src, 0)), in 8-wide vectors: rows of a small plane are too
  * short for memcpy's call and dispatch to pay off. */
 static inline void copy_row(float *dst, const float *src, int64_t n, int relu) {
