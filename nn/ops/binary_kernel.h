@@ -10,45 +10,52 @@
 
 #include "nn/nn_impl.h"
 
+/* One element-wise loop over i in [0, n): BV is b's value there (b[i], or b0 when broadcast).
+ * Written out once per access pattern: with b[i * stride] and a stride unknown at compile time
+ * gcc could not vectorise the loop and ran every add of a NASNet cell one float at a time. */
+#define NN_BINARY_LOOP(n, BV, BODY)                                                                \
+    _Pragma("omp parallel for simd schedule(static) if (n > NN_PAR_MIN)")                          \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+        float av = a[i], bv = (BV);                                                                \
+        (void)av, (void)bv;                                                                        \
+        BODY;                                                                                      \
+    }
+
 #define NN_BINARY_OP(name, ENUM, Y, DA, DB)                                                        \
     static void name##_forward(nn_ctx *ctx, nn_node *node) {                                       \
         (void)ctx;                                                                                 \
         const float *a = node->ins[0]->data, *b = node->ins[1]->data;                              \
-        int64_t bs = node->ins[1]->numel == 1 ? 0 : 1, n = node->out->numel;                       \
+        int64_t n = node->out->numel;                                                              \
         float *y = node->out->data;                                                                \
-        _Pragma("omp parallel for simd schedule(static) if (n > NN_PAR_MIN)")                      \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            float av = a[i], bv = b[i * bs];                                                       \
-            y[i] = (Y);                                                                            \
+        if (node->ins[1]->numel == 1) {                                                            \
+            const float b0 = b[0];                                                                 \
+            NN_BINARY_LOOP(n, b0, y[i] = (Y))                                                      \
+        } else {                                                                                   \
+            NN_BINARY_LOOP(n, b[i], y[i] = (Y))                                                    \
         }                                                                                          \
     }                                                                                              \
     static void name##_backward(nn_ctx *ctx, nn_node *node) {                                      \
         const float *a = node->ins[0]->data, *b = node->ins[1]->data, *dy = node->out->grad;       \
-        int64_t bs = node->ins[1]->numel == 1 ? 0 : 1, n = node->out->numel;                       \
-        int fresh;                                                                                 \
+        int64_t n = node->out->numel;                                                              \
+        int bcast = node->ins[1]->numel == 1, fresh;                                               \
+        const float b0 = b[0];                                                                     \
         /* a's gradient is complete before b's is looked up: a and b may be one tensor. */         \
         float *da = nn__grad_first(ctx, node->ins[0], &fresh);                                     \
-        if (da && fresh) {                                                                         \
-            _Pragma("omp parallel for simd schedule(static) if (n > NN_PAR_MIN)")                  \
-            for (int64_t i = 0; i < n; i++) {                                                      \
-                float av = a[i], bv = b[i * bs], g = dy[i];                                        \
-                (void)av, (void)bv;                                                                \
-                da[i] = (DA);                                                                      \
-            }                                                                                      \
+        if (da && bcast && fresh) {                                                                \
+            NN_BINARY_LOOP(n, b0, float g = dy[i]; da[i] = (DA))                                   \
+        } else if (da && bcast) {                                                                  \
+            NN_BINARY_LOOP(n, b0, float g = dy[i]; da[i] += (DA))                                  \
+        } else if (da && fresh) {                                                                  \
+            NN_BINARY_LOOP(n, b[i], float g = dy[i]; da[i] = (DA))                                 \
         } else if (da) {                                                                           \
-            _Pragma("omp parallel for simd schedule(static) if (n > NN_PAR_MIN)")                  \
-            for (int64_t i = 0; i < n; i++) {                                                      \
-                float av = a[i], bv = b[i * bs], g = dy[i];                                        \
-                (void)av, (void)bv;                                                                \
-                da[i] += (DA);                                                                     \
-            }                                                                                      \
+            NN_BINARY_LOOP(n, b[i], float g = dy[i]; da[i] += (DA))                                \
         }                                                                                          \
-        if (!bs) {                                                                                 \
+        if (bcast) {                                                                               \
             float *db = nn__grad(ctx, node->ins[1]);                                               \
             if (!db) return;                                                                       \
             double s = 0.0;                                                                        \
             for (int64_t i = 0; i < n; i++) {                                                      \
-                float av = a[i], bv = b[0], g = dy[i];                                             \
+                float av = a[i], bv = b0, g = dy[i];                                               \
                 (void)av, (void)bv;                                                                \
                 s += (DB);                                                                         \
             }                                                                                      \
@@ -57,19 +64,9 @@
         }                                                                                          \
         float *db = nn__grad_first(ctx, node->ins[1], &fresh);                                     \
         if (db && fresh) {                                                                         \
-            _Pragma("omp parallel for simd schedule(static) if (n > NN_PAR_MIN)")                  \
-            for (int64_t i = 0; i < n; i++) {                                                      \
-                float av = a[i], bv = b[i], g = dy[i];                                             \
-                (void)av, (void)bv;                                                                \
-                db[i] = (DB);                                                                      \
-            }                                                                                      \
+            NN_BINARY_LOOP(n, b[i], float g = dy[i]; db[i] = (DB))                                 \
         } else if (db) {                                                                           \
-            _Pragma("omp parallel for simd schedule(static) if (n > NN_PAR_MIN)")                  \
-            for (int64_t i = 0; i < n; i++) {                                                      \
-                float av = a[i], bv = b[i], g = dy[i];                                             \
-                (void)av, (void)bv;                                                                \
-                db[i] += (DB);                                                                     \
-            }                                                                                      \
+            NN_BINARY_LOOP(n, b[i], float g = dy[i]; db[i] += (DB))                                \
         }                                                                                          \
     }                                                                                              \
     const nn_op_impl nn_op_##name##_impl = {name##_forward, name##_backward};                      \
