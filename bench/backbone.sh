@@ -4,7 +4,7 @@
 # Figures are printed, never asserted. STEPS/RUNS/PEERS may be set in the environment.
 set -u
 STEPS=${STEPS:-3}
-RUNS=${RUNS:-5}
+RUNS=${RUNS:-11}
 PEERS=${PEERS:-$(dirname "$0")/../../shared/peers}
 [ -d "$PEERS" ] || PEERS=/work/shared/peers
 echo "== nasdet"
@@ -32,6 +32,24 @@ if [ "${ORT:-1}" = 1 ] && command -v node >/dev/null && /usr/bin/python3 -c 'imp
     done
     echo "== onnxruntime"
     node "$(dirname "$0")/backbone_ort.js" "$ORT_DIR/node_modules" "$ORT_DIR/mobile_b1.onnx" "$ORT_DIR/mobile_b8.onnx" "$RUNS"
+    # Inference alone, nasdet and ONNX Runtime alternated ROUNDS times: this machine's speed
+    # drifts by tens of percent within a minute, so one measurement each decides nothing; the
+    # medians of the rounds' medians do.
+    ROUNDS=${ROUNDS:-5}
+    echo "== inference, nasdet and onnxruntime alternated $ROUNDS times ($RUNS runs each)"
+    r=1
+    while [ "$r" -le "$ROUNDS" ]; do
+      OPENBLAS_NUM_THREADS=1 "$BENCH_BIN" --infer-only --runs "$RUNS" --threads 2 | sed -n 's/^infer .* batch \([0-9]*\): *\([0-9.]*\) ms.*/nasdet \1 \2/p'
+      node "$(dirname "$0")/backbone_ort.js" "$ORT_DIR/node_modules" "$ORT_DIR/mobile_b1.onnx" "$ORT_DIR/mobile_b8.onnx" \
+        "$RUNS" | sed -n 's/^infer .* batch \([0-9]*\): *\([0-9.]*\) ms.*/onnxruntime \1 \2/p'
+      r=$((r + 1))
+    done | awk '{ v[$1 " " $2] = v[$1 " " $2] " " $3 }
+      function median(s,   a, n, i, j, t) { n = split(s, a, " ")
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+      END { for (b = 1; b <= 8; b *= 8) { o = median(v["nasdet " b]); x = median(v["onnxruntime " b])
+              printf "infer batch %d: nasdet %.1f ms (rounds:%s), onnxruntime %.1f ms (rounds:%s): nasdet %.2fx ORT speed\n", \
+                     b, o, v["nasdet " b], x, v["onnxruntime " b], x / o } }'
   else
     echo "== onnxruntime: onnxruntime-node could not be installed (npm install onnxruntime-node@1.30.0)"
   fi
