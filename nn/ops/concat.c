@@ -1,5 +1,9 @@
 /* concat along one axis (channels: axis 1). */
+#include <omp.h>
+
 #include "nn/nn_impl.h"
+
+#define CONCAT_PIECE 16384
 
 typedef struct concat_p {
     int32_t axis;
@@ -12,12 +16,34 @@ static void concat_forward(nn_ctx *ctx, nn_node *node) {
     (void)ctx;
     const concat_p *p = NN_NODE_P(node, concat_p);
     int64_t ylen = node->out->shape[p->axis] * p->inner;
+    if (p->outer >= 4 * omp_get_max_threads() || node->out->numel <= NN_PAR_MIN) {
 #pragma omp parallel for schedule(static) if (node->out->numel > NN_PAR_MIN)
-    for (int64_t o = 0; o < p->outer; o++) {
-        int64_t off = 0;
+        for (int64_t o = 0; o < p->outer; o++) {
+            int64_t off = 0;
+            for (int i = 0; i < node->nin; i++) {
+                int64_t len = node->ins[i]->shape[p->axis] * p->inner;
+                memcpy(node->out->data + o * ylen + off, node->ins[i]->data + o * len, (size_t)len * sizeof(float));
+                off += len;
+            }
+        }
+        return;
+    }
+    /* Few outer slabs (batch 1 along channels): the threads share out pieces of every input's
+     * copies instead, CONCAT_PIECE floats each, so a three-input concat is not split 2:1. */
+    int64_t pieces = 0;
+    for (int i = 0; i < node->nin; i++)
+        pieces += (node->ins[i]->shape[p->axis] * p->inner + CONCAT_PIECE - 1) / CONCAT_PIECE;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t q = 0; q < p->outer * pieces; q++) {
+        int64_t o = q / pieces, k = q % pieces, off = 0;
         for (int i = 0; i < node->nin; i++) {
-            int64_t len = node->ins[i]->shape[p->axis] * p->inner;
-            memcpy(node->out->data + o * ylen + off, node->ins[i]->data + o * len, (size_t)len * sizeof(float));
+            int64_t len = node->ins[i]->shape[p->axis] * p->inner, np = (len + CONCAT_PIECE - 1) / CONCAT_PIECE;
+            if (k < np) {
+                int64_t a = k * CONCAT_PIECE, n = len - a < CONCAT_PIECE ? len - a : CONCAT_PIECE;
+                memcpy(node->out->data + o * ylen + off + a, node->ins[i]->data + o * len + a, (size_t)n * sizeof(float));
+                break;
+            }
+            k -= np;
             off += len;
         }
     }
