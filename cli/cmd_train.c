@@ -229,7 +229,7 @@ static int train_main(int argc, char **argv) {
     const char *checkpoint = NULL, *device = "cpu";
     int64_t N = 0, F = 0, input = 0, classes = 0, epochs = 600, steps = 0, batch = 32, cutout = 0, pad = 4, seed = 1,
             threads = 0, eval_every = 1, train_limit = 0, test_limit = 0, loader_threads = 1;
-    double lr = 0.025, wd = -1, keep = -1, aux_weight = 0.4, smoothing = 0, clip = 5, ema = 0;
+    double lr = 0.025, wd = -1, keep = -1, aux_weight = 0.4, smoothing = 0, clip = 5, ema = 0, bn_momentum = -1;
     int resume = 0, only_eval = 0, flip = 0, no_aux = 0, sync_bn = 0;
     nd_opt opts[] = {
         {"arch", ND_OPT_STRING, &arch, "preset: nasnet-a-cifar, nasnet-a-cifar-large, nasnet-a-mobile, nasnet-a-large",
@@ -252,6 +252,10 @@ static int train_main(int argc, char **argv) {
          "initial conv weights: TF-slim's variance scaling, or PyTorch's smaller default (faster with Adam)",
          "tf-slim|torch", NULL},
         {"drop-path-keep", ND_OPT_DOUBLE, &keep, "ScheduledDropPath keep probability (-1: the preset's)", NULL, "P"},
+        {"bn-momentum", ND_OPT_DOUBLE, &bn_momentum,
+         "batch-norm running-average momentum, 1 - TF's decay (-1: the preset's: 0.1 CIFAR, 0.0003 ImageNet, whose "
+         "running statistics need tens of thousands of steps to settle)",
+         NULL, "M"},
         {"aux-weight", ND_OPT_DOUBLE, &aux_weight, "aux head loss weight", NULL, "W"},
         {"cutout", ND_OPT_INT, &cutout, "cutout square side (16 for CIFAR-10; 0: off)", NULL, "PX"},
         {"pad", ND_OPT_INT, &pad, "pad-and-random-crop augmentation (0: off)", NULL, "PX"},
@@ -308,7 +312,12 @@ static int train_main(int argc, char **argv) {
     nas_net_choice ch = {arch, genotype, stem, (int32_t)N, (int32_t)F, (int32_t)input,
                          (int32_t)(classes > 0 ? classes : d.classes), no_aux ? 0 : -1};
     nas_net_config cfg;
-    if (nas_net_config_choose(&ch, &cfg) || nas_conv_init_parse(init, &cfg.conv_init)) {
+    int bad_cfg = nas_net_config_choose(&ch, &cfg) || nas_conv_init_parse(init, &cfg.conv_init);
+    if (!bad_cfg && bn_momentum != -1) {
+        cfg.bn_momentum = (float)bn_momentum;
+        bad_cfg = nas_net_config_validate(&cfg) != 0;
+    }
+    if (bad_cfg) {
         dataset_free(&d);
         return cli_fail(cmd);
     }

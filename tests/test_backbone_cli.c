@@ -69,7 +69,7 @@ Test(backbone_cli, train_eval_only_classify, .timeout = 300) {
     free(run_ok(cmd));
     snprintf(cmd, sizeof cmd,
              "train --data cifar:%s/d --N 1 --F 4 --no-aux --epochs 2 --batch 16 --train-limit 32 --lr 0.05 --out %s/run "
-             "--threads 2",
+             "--threads 2 --bn-momentum 0.5",
              dir, dir);
     char *o = run_ok(cmd);
     cr_expect(strstr(o, "\"test_images\": 32") && strstr(o, "\"epochs\": 2"), "%s", o);
@@ -87,9 +87,21 @@ Test(backbone_cli, train_eval_only_classify, .timeout = 300) {
     cr_expect_eq(lines, 2, "%s", log);
     cr_expect(strstr(log, "\"epoch\": 2") && strstr(log, "\"lr\"") && strstr(log, "\"time\""), "%s", log);
     free(log);
+    /* --bn-momentum is kept in the model's config; outside (0, 1] it is refused. */
+    snprintf(cmd, sizeof cmd, "%s/run/model.safetensors", dir);
+    size_t model_bytes = 0;
+    char *model = tu_read_file(cmd, &model_bytes);
+    cr_assert_not_null(model);
+    cr_expect(memmem(model, model_bytes, "bn_momentum\\\":0.5", strlen("bn_momentum\\\":0.5")) != NULL,
+              "bn_momentum 0.5 not in the model's config");
+    free(model);
+    char *err = NULL;
+    snprintf(cmd, sizeof cmd, "train --data cifar:%s/d --N 1 --F 4 --bn-momentum 2 --out %s/bad", dir, dir);
+    cr_expect_eq(run_rc(cmd, &err), 1);
+    cr_expect(strstr(err, "bn_momentum") != NULL, "%s", err);
+    free(err);
     /* The same run folder again without --resume is refused; with --resume of a finished run the
      * log keeps its two lines. */
-    char *err = NULL;
     snprintf(cmd, sizeof cmd,
              "train --data cifar:%s/d --N 1 --F 4 --no-aux --epochs 2 --batch 16 --lr 0.05 --out %s/run", dir, dir);
     cr_expect_eq(run_rc(cmd, &err), 1);
