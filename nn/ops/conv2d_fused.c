@@ -58,6 +58,11 @@ nn_tensor *nn_conv2d_fused(nn_ctx *ctx, nn_tensor *x, int relu_in, nn_tensor *w,
     /* The fused pass: CPU memory, no gradient, and batch norm (if any) with running statistics
      * (training-mode batch norm needs the whole convolution's output before it can normalise). */
     int fused = ctx->backend->host && !needs_grad(ctx, ts, 4) && (!bn || !ctx->training);
+    /* Negative explicit pads crop the input (the window starts inside it): im2col's bounds
+     * handle them, so they are taken only where the pass is fused and goes through im2col. */
+    int crop = !p->same && (p->pad_t < 0 || p->pad_b < 0 || p->pad_l < 0 || p->pad_r < 0);
+    NN_ASSERT(!crop || (fused && p->groups == 1 && (p->stride_h > 1 || p->stride_w > 1)),
+              "conv2d_fused: negative pads need the fused pass (no gradient, CPU), groups 1 and a stride > 1");
     if (!fused) {
         nn_tensor *y = nn_conv2d(ctx, relu_in ? nn_relu(ctx, x) : x, w, NULL, p);
         if (bn) y = nn_batch_norm(ctx, y, bn_t->gamma, bn_t->beta, bn_t->running_mean, bn_t->running_var, bn);
@@ -71,13 +76,8 @@ nn_tensor *nn_conv2d_fused(nn_ctx *ctx, nn_tensor *x, int relu_in, nn_tensor *w,
               "conv2d_fused: batch-norm tensors must have %lld elements", (long long)cout);
     fused_p q;
     memset(&q, 0, sizeof q);
-    /* Negative explicit pads crop the input (the window starts inside it): im2col's bounds
-     * handle them, so they are taken where the pass is fused and goes through im2col. */
     nn_conv2d_params pc = *p;
-    int crop = !p->same && (p->pad_t < 0 || p->pad_b < 0 || p->pad_l < 0 || p->pad_r < 0);
     if (crop) {
-        NN_ASSERT(fused && p->groups == 1 && (p->stride_h > 1 || p->stride_w > 1),
-                  "conv2d_fused: negative pads need the fused pass (no gradient, CPU), groups 1 and a stride > 1");
         NN_ASSERT(NN_H(x) + p->pad_t + p->pad_b >= p->dil_h * (w->shape[2] - 1) + 1 &&
                       NN_W(x) + p->pad_l + p->pad_r >= p->dil_w * (w->shape[3] - 1) + 1,
                   "conv2d_fused: the pads crop away the whole input");
