@@ -165,7 +165,7 @@ static void run_job(nn_ctx *ctx, const flat_job *j, int64_t n, const float *wsrc
     }
 }
 
-static int force_gemm(void) {
+int nn__conv_force_gemm(void) {
     static int cached = -1;
     if (cached < 0) {
         /* NN_CONV_GEMM=1 sends every dense convolution through im2col + GEMM (tests, comparisons). */
@@ -177,7 +177,7 @@ static int force_gemm(void) {
 
 int nn__direct_ok(const nn_conv2d_params *p, int input_grad, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh,
                   int64_t kw, int64_t oh, int64_t ow) {
-    if (p->groups != 1 || p->stride_h != 1 || p->stride_w != 1 || force_gemm()) return 0;
+    if (p->groups != 1 || p->stride_h != 1 || p->stride_w != 1 || nn__conv_force_gemm()) return 0;
     /* Few output channels leave most of a register tile idle, and a short sum (an RGB stem's
      * 3 x 3x3) leaves the tile's loads and stores unamortised: GEMM does better on both. */
     int64_t outs = input_grad ? cin : cout, sum = (input_grad ? cout : cin) * kh * kw;

@@ -47,6 +47,9 @@ void nn__flat_corr(const float *in, int64_t is, int64_t cin, const int64_t *off,
                    int64_t cout, int64_t c0, int64_t c1, float *out, int64_t os, int64_t p0, int64_t p1,
                    int accumulate, int relu_in, const nn_conv_epi *epi);
 
+/* NN_CONV_GEMM=1 in the environment: every dense convolution goes through im2col + GEMM (the
+ * direct forward, input-gradient and weight-gradient paths decline), for tests and comparisons. */
+int nn__conv_force_gemm(void);
 /* Whether the direct path takes this convolution's forward pass (input_grad 0) or input gradient
  * (1): stride 1, groups 1, at least 8 output channels and 32 products per output in that
  * direction, a workspace of at most 32 MiB per image. A function of shapes only, so the choice
