@@ -3,7 +3,8 @@
  * on every kernel path it takes: the direct kernel in place (1x1, batch 1 and 3, small maps
  * split by channels, short last position blocks, channel counts that leave a short last
  * register tile), the direct kernel on padded planes (3x3, 1x7), the GEMM path (strided, short
- * sums, where the input ReLU needs a rectified copy), depthwise (the flat stride-1 kernel,
+ * sums, where the input ReLU needs a rectified copy), depthwise (the flat stride-1 kernel, the
+ * stride-1 row kernel on rows of whole 32-column blocks,
  * dilation, the strided row kernel), each with one thread and with two (bit for bit), with
  * AVX-512 and under NN_NO_AVX512=1. Then the weights change under a model in inference (an
  * optimizer step, a checkpoint load): the next pass must use the new values. */
@@ -44,6 +45,8 @@ static const fcase cases[] = {
     {"depthwise 3x3 7x7 (flat kernel)", {2, 24, 7, 7}, {24, 1, 3, 3}, DW(24, 1, 1), 1, 0, 0},
     {"depthwise 5x5 28x28 (flat kernel, long planes)", {1, 8, 28, 28}, {8, 1, 5, 5}, DW(8, 1, 1), 1, 1, 1},
     {"depthwise 3x3 dilation 2", {2, 6, 15, 15}, {6, 1, 3, 3}, DW(6, 1, 2), 1, 1, 0},
+    {"depthwise 7x7 32x32 (row kernel: whole 32-column rows)", {2, 5, 32, 32}, {5, 1, 7, 7}, DW(5, 1, 1), 1, 1, 1},
+    {"depthwise 3x3 dilation 2 on 64 columns (row kernel)", {1, 3, 9, 64}, {3, 1, 3, 3}, DW(3, 1, 2), 0, 1, 1},
     {"depthwise 7x7 stride 2 (row kernel)", {1, 10, 23, 23}, {10, 1, 7, 7}, DW(10, 2, 1), 1, 1, 1},
     {"depthwise 5x5 stride 2 batch 3", {3, 33, 14, 14}, {33, 1, 5, 5}, DW(33, 2, 1), 0, 1, 0},
     {"depthwise 4x4 stride 2 (even kernel: column phases of 2 and 2)", {2, 5, 17, 18}, {5, 1, 4, 4}, DW(5, 2, 1), 1, 1, 0},
