@@ -247,14 +247,16 @@ static int train_det_main(int argc, char **argv) {
         }
         if (rc == 0) rc = det_model_new(&cfg, (uint64_t)seed, &m);
         if (rc) goto fail;
-        if (init) {
-            if ((rc = det_model_load_weights(m, init, NULL))) goto fail;
-            printf("init: weights from %s\n", init);
-        }
+        /* --backbone (which may also set the architecture) first, --init after it: a warm start
+         * given both keeps the detector's own trained backbone, not the classifier's. */
         if (backbone) {
             int64_t n = 0;
             if ((rc = det_model_load_backbone(m, backbone, &n))) goto fail;
             printf("backbone: %lld tensors from %s\n", (long long)n, backbone);
+        }
+        if (init) {
+            if ((rc = det_model_load_weights(m, init, NULL))) goto fail;
+            printf("init: weights from %s (backbone included)\n", init);
         }
     }
     const det_model_config *c = det_model_cfg(m);

@@ -1,8 +1,9 @@
 /* nasdet train-det and nasdet detect end to end on a tiny generated digits-det set: files of a
- * run, exact --resume, COCO results JSON that `nasdet eval` accepts, drawn pictures, and the
+ * run, exact --resume, a warm start (--init) over --backbone, COCO results JSON that `nasdet eval` accepts, drawn pictures, and the
  * errors a user can make. */
 #include <criterion/criterion.h>
 #include <cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,74 @@ Test(frcnn_cli, detect_skips_unreadable_and_reports_errors, .timeout = 60) {
     cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
     cr_expect(strstr(out, "--feature-stride"), "%s", out);
     free(out);
+    tu_rmtree(t);
+    free(t);
+}
+
+/* Largest difference between the trainable weights of two detector models of one config. */
+static double max_weight_diff(const char *a, const char *b) {
+    det_model *ma = NULL, *mb = NULL;
+    cr_assert_eq(det_model_load(a, &ma, NULL), 0, "%s: %s", a, nd_last_error());
+    cr_assert_eq(det_model_load(b, &mb, NULL), 0, "%s: %s", b, nd_last_error());
+    nn_params *pa = det_model_params(ma), *pb = det_model_params(mb);
+    cr_assert_eq(nn_params_count(pa), nn_params_count(pb));
+    double worst = 0.0;
+    for (int64_t i = 0; i < nn_params_count(pa); i++) {
+        if (nn_params_flags(pa, i) & NN_PARAM_BUFFER) continue;
+        const nn_tensor *x = nn_params_at(pa, i), *y = nn_params_at(pb, i);
+        cr_assert_eq(x->numel, y->numel);
+        for (int64_t k = 0; k < x->numel; k++) {
+            double d = fabs((double)x->data[k] - (double)y->data[k]);
+            if (d > worst) worst = d;
+        }
+    }
+    det_model_free(ma), det_model_free(mb);
+    return worst;
+}
+
+#define NAS_ARGS                                                                                        \
+    "train-det --train coco:%s/d/annotations/instances_train.json:%s/d/train "                          \
+    "--backbone %s/bb/model.safetensors --layout c4 --feature-stride 8 --min-size 64 --max-size 64 "    \
+    "--anchor-sizes 16,32 --anchor-ratios 0.5,1 --rpn-channels 8 --rpn-batch 32 --roi-batch 16 "        \
+    "--head-dim 16 --post-nms-train 50 --batch 2 --threads 1 --loader-threads 1 --warmup 0 --seed 4 "
+
+/* A warm start (--init) given with --backbone keeps the detector's own trained backbone: the
+ * classifier checkpoint is loaded first and the detector's weights over it. With a learning rate
+ * too small to move a float, the warm-started run ends where its init model ended, while a run
+ * from the backbone alone ends far from it. */
+Test(frcnn_cli, init_with_backbone_keeps_the_detector_weights, .timeout = 120) {
+    use_source_data();
+    char *t = tu_tmpdir(), *out, cmd[4096];
+    int code;
+    out = run("data digits-cls --out %s/c --train 16 --test 8 --seed 1", t, NULL, &code);
+    cr_assert_eq(code, 0, "%s", out);
+    free(out);
+    out = run("data digits-det --out %s/d --train 4 --val 2 --size 64 --seed 2", t, NULL, &code);
+    cr_assert_eq(code, 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "train --arch nasnet-a-mobile --N 1 --F 4 --input 32 --no-aux --data cifar:%s/c --batch 8 --steps 1 "
+             "--eval-every 0 --threads 1 --out %s/bb",
+             t, t);
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, NAS_ARGS "--lr 0.05 --max-steps 4 --out %s/a", t, t, t, t);
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, NAS_ARGS "--lr 1e-12 --max-steps 1 --init %s/a/model.safetensors --out %s/b", t, t, t,
+             t, t);
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, NAS_ARGS "--lr 1e-12 --max-steps 1 --out %s/c2", t, t, t, t);
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    free(out);
+    char a[2100], b[2100], c[2100];
+    snprintf(a, sizeof a, "%s/a/model.safetensors", t);
+    snprintf(b, sizeof b, "%s/b/model.safetensors", t);
+    snprintf(c, sizeof c, "%s/c2/model.safetensors", t);
+    double warm = max_weight_diff(a, b), cold = max_weight_diff(a, c);
+    cr_expect(warm < 1e-6, "the warm start moved the weights by %g", warm);
+    cr_expect(cold > 1e-3, "four steps at lr 0.05 moved no weight more than %g", cold);
     tu_rmtree(t);
     free(t);
 }
