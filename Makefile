@@ -227,7 +227,11 @@ $(BUILD)/bench/bin/%: $(BUILD)/bench/%.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 bench: $(NASDET) $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
-bench-%: $(NASDET) $(BUILD)/bench/bin/bench_%
+# bench-X builds bench_X and its companions bench_X_* (bench/det.sh also runs bench_det_roi and
+# bench_det_model).
+.SECONDEXPANSION:
+PERCENT := %
+bench-%: $(NASDET) $(BUILD)/bench/bin/bench_% $$(filter $(BUILD)/bench/bin/bench_$$*_$$(PERCENT),$(BENCH_BIN))
 	@if [ -x bench/$*.sh ]; then NASDET_BIN=$(abspath $(NASDET)) BENCH_BIN=$(BUILD)/bench/bin/bench_$* sh bench/$*.sh; \
 	 else $(BUILD)/bench/bin/bench_$*; fi
 
