@@ -234,6 +234,8 @@ void nn__sgemm(int par, int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
 
 /* CPU features, detected once (NN_NO_AVX512=1 in the environment turns AVX-512 off). */
 int nn__cpu_avx512(void);
+/* Whether the CPU has AVX2 and FMA (the x86-64-v3 kernels' baseline). */
+int nn__cpu_fma(void);
 
 /* Vector helpers with run-time dispatch (nn/vec.c). y and x may alias where noted. */
 void nn__vec_add(float *y, const float *x, int64_t n);         /* y += x */

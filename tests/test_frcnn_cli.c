@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <cJSON.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,18 @@ Test(frcnn_cli, detect_skips_unreadable_and_reports_errors, .timeout = 60) {
     free(t);
 }
 
+/* Runs one CLI command built from fmt and asserts that it succeeded. */
+static void cli_ok(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char *out = NULL;
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s: %s", cmd, out ? out : "");
+    free(out);
+}
+
 /* Largest difference between the trainable weights of two detector models of one config. */
 static double max_weight_diff(const char *a, const char *b) {
     det_model *ma = NULL, *mb = NULL;
@@ -261,7 +274,7 @@ static double max_weight_diff(const char *a, const char *b) {
  * from the backbone alone ends far from it. */
 Test(frcnn_cli, init_with_backbone_keeps_the_detector_weights, .timeout = 120) {
     use_source_data();
-    char *t = tu_tmpdir(), *out, cmd[4096];
+    char *t = tu_tmpdir(), *out;
     int code;
     out = run("data digits-cls --out %s/c --train 16 --test 8 --seed 1", t, NULL, &code);
     cr_assert_eq(code, 0, "%s", out);
@@ -269,22 +282,12 @@ Test(frcnn_cli, init_with_backbone_keeps_the_detector_weights, .timeout = 120) {
     out = run("data digits-det --out %s/d --train 4 --val 2 --size 64 --seed 2", t, NULL, &code);
     cr_assert_eq(code, 0, "%s", out);
     free(out);
-    snprintf(cmd, sizeof cmd,
-             "train --arch nasnet-a-mobile --N 1 --F 4 --input 32 --no-aux --data cifar:%s/c --batch 8 --steps 1 "
-             "--eval-every 0 --threads 1 --out %s/bb",
-             t, t);
-    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
-    free(out);
-    snprintf(cmd, sizeof cmd, NAS_ARGS "--lr 0.05 --max-steps 4 --out %s/a", t, t, t, t);
-    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
-    free(out);
-    snprintf(cmd, sizeof cmd, NAS_ARGS "--lr 1e-12 --max-steps 1 --init %s/a/model.safetensors --out %s/b", t, t, t,
-             t, t);
-    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
-    free(out);
-    snprintf(cmd, sizeof cmd, NAS_ARGS "--lr 1e-12 --max-steps 1 --out %s/c2", t, t, t, t);
-    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
-    free(out);
+    cli_ok("train --arch nasnet-a-mobile --N 1 --F 4 --input 32 --no-aux --data cifar:%s/c --batch 8 --steps 1 "
+           "--eval-every 0 --threads 1 --out %s/bb",
+           t, t);
+    cli_ok(NAS_ARGS "--lr 0.05 --max-steps 4 --out %s/a", t, t, t, t);
+    cli_ok(NAS_ARGS "--lr 1e-12 --max-steps 1 --init %s/a/model.safetensors --out %s/b", t, t, t, t, t);
+    cli_ok(NAS_ARGS "--lr 1e-12 --max-steps 1 --out %s/c2", t, t, t, t);
     char a[2100], b[2100], c[2100];
     snprintf(a, sizeof a, "%s/a/model.safetensors", t);
     snprintf(b, sizeof b, "%s/b/model.safetensors", t);

@@ -5,8 +5,9 @@
  * kernels (nn/ops/conv2d_dw.c) because a GEMM with one input channel per group is all overhead,
  * and dense stride-1 convolutions with enough channels take the direct kernels of
  * nn/ops/conv2d_direct.c. The weight gradient of dense convolutions other than 1x1 stride 1 has
- * its own direct kernel too (nn/ops/conv2d_wgrad.c: no im2col columns). The fused inference op (nn/ops/conv2d_fused.c) runs the same forward
- * code with a ReLU on the input and an epilogue on the output (nn/ops/conv2d_epi.h). */
+ * its own direct kernel too (nn/ops/conv2d_wgrad.c: no im2col columns). The fused inference op
+ * (nn/ops/conv2d_fused.c) runs the same forward code with a ReLU on the input and an epilogue on
+ * the output (nn/ops/conv2d_epi.h). */
 #include <omp.h>
 
 #include "nn/nn_impl.h"
@@ -354,12 +355,12 @@ static void conv2d_backward(nn_ctx *ctx, nn_node *node) {
         nn__direct_backward_dx(ctx, dy, w, dx, dx_fresh, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow, p);
         dx = NULL; /* done */
     }
-    if (dw && nn__wgrad_ok(p, g.cin, g.kh, g.kw)) {
+    int pw = is_pointwise(p, &g);
+    if (dw && !pw && nn__wgrad_ok(p, g.cin)) {
         nn__wgrad_direct(ctx, x, dy, dw, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow, p);
         dw = NULL;
     }
     if (!dx && !dw) return;
-    int pw = is_pointwise(p, &g);
     plan pl = make_plan(&g, pw, 1);
     int teams = pl.par ? omp_get_max_threads() : 1;
     int64_t wnum = g.cout * g.k;

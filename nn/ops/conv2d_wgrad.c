@@ -30,32 +30,17 @@ typedef struct wgeom {
     int64_t ct, cot;  /* input channels and output channels per tile */
 } wgeom;
 
-static int cpu_fma(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
-
-int nn__wgrad_ok(const nn_conv2d_params *p, int64_t cin, int64_t kh, int64_t kw) {
+int nn__wgrad_ok(const nn_conv2d_params *p, int64_t cin) {
     /* Under 8 input channels most of a tile's rows are padding (an RGB stem, 3 of 8: 25% slower
-     * than GEMM in bench-nn), and 1x1 stride-1 GEMMs read the tensors in place (45% faster than
-     * this kernel on bench-nn's 1x1 cases). */
-    if (cin < 8 || p->groups != 1 || p->pad_t < 0 || p->pad_b < 0 || p->pad_l < 0 || p->pad_r < 0) return 0;
-    int pointwise = kh == 1 && kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_t == 0 && p->pad_b == 0 &&
-                    p->pad_l == 0 && p->pad_r == 0;
-    if (pointwise || !cpu_fma() || nn__conv_force_gemm()) return 0;
-    return 1;
+     * than GEMM in bench-nn). */
+    return cin >= 8 && p->groups == 1 && nn__cpu_fma() && !nn__conv_force_gemm();
 }
 
 /* ---- kernels: one work item on one image ---------------------------------------------------- */
 
 /* acc [CT][2 vectors] at a (row stride cop) += the item's products summed over all output positions
- * of the image (a sum per image, then added: one chain over all images' positions, 15,000 terms in
- * a test case, lost 1e-3 to cancellation):
- * x0 = Xh at the tap's offset and the block's first input channel, d = Dt at the block's first
+ * of the image (a sum per image, then added: one chain over all images' positions lost 1e-3 to
+ * cancellation on a 15,000-term test case). x0 = Xh at the tap's offset and the block's first input channel, d = Dt at the block's first
  * output channel. */
 __attribute__((target("avx512f"))) static void item_512(const float *x0, const float *d, float *a,
                                                         const wgeom *g) {
