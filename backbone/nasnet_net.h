@@ -229,6 +229,10 @@ int nas_net_forward(nas_net *net, nn_ctx *ctx, nn_tensor *x, int64_t step, nas_n
  * right after a CIFAR stem, where TF-slim's cell_outputs[-2] is None). No aux head. */
 int nas_net_forward_to(nas_net *net, nn_ctx *ctx, nn_tensor *x, int last_cell, int64_t step,
                        nn_tensor **cur, nn_tensor **prev);
+/* Stem and cells 0..last_cell (>= 0), keeping every cell's output: cells[i] for i in
+ * 0..last_cell (for features taken from several depths). No aux head. */
+int nas_net_forward_cells(nas_net *net, nn_ctx *ctx, nn_tensor *x, int last_cell, int64_t step,
+                          nn_tensor **cells);
 /* Cells first_cell..last from the states (cur, prev) that cell first_cell reads (prev may be
  * NULL where forward_to gives NULL); *out = the last cell's output (before the head). Batch
  * sizes of cur/prev are free (ROI crops). ND_ERR_UNSUPPORTED when a cell from first_cell on

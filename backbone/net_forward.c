@@ -258,21 +258,36 @@ int nas_net_forward(nas_net *net, nn_ctx *ctx, nn_tensor *x, int64_t step, nas_n
     return ND_OK;
 }
 
-int nas_net_forward_to(nas_net *net, nn_ctx *ctx, nn_tensor *x, int last_cell, int64_t step, nn_tensor **cur,
-                       nn_tensor **prev) {
-    *cur = *prev = NULL;
+/* Stem and cells 0..last_cell into outs[1 .. last_cell + 2] (outs[0]: no state). */
+static int forward_states(nas_net *net, nn_ctx *ctx, nn_tensor *x, int last_cell, int64_t step, nn_tensor **outs,
+                          const char *fn) {
     if (last_cell < -1 || last_cell >= net->n_cells)
-        return nd_fail(ND_ERR_INVALID, "forward_to: cell %d out of range (-1..%d)", last_cell, net->n_cells - 1);
+        return nd_fail(ND_ERR_INVALID, "%s: cell %d out of range (-1..%d)", fn, last_cell, net->n_cells - 1);
     int rc = check_input(net, x);
     if (rc) return rc;
-    nn_tensor *outs[2 + 128];
     if (net->n_cells > 128) return nd_fail(ND_ERR_UNSUPPORTED, "more than 128 cells");
     outs[0] = NULL;
     outs[1] = stem_fwd(net, ctx, x);
-    rc = run_cells(net, ctx, outs, 0, last_cell, step, NULL);
+    return run_cells(net, ctx, outs, 0, last_cell, step, NULL);
+}
+
+int nas_net_forward_to(nas_net *net, nn_ctx *ctx, nn_tensor *x, int last_cell, int64_t step, nn_tensor **cur,
+                       nn_tensor **prev) {
+    *cur = *prev = NULL;
+    nn_tensor *outs[2 + 128];
+    int rc = forward_states(net, ctx, x, last_cell, step, outs, "forward_to");
     if (rc) return rc;
     *cur = outs[2 + last_cell];
     *prev = outs[1 + last_cell];
+    return ND_OK;
+}
+
+int nas_net_forward_cells(nas_net *net, nn_ctx *ctx, nn_tensor *x, int last_cell, int64_t step,
+                          nn_tensor **cells) {
+    nn_tensor *outs[2 + 128];
+    int rc = forward_states(net, ctx, x, last_cell, step, outs, "forward_cells");
+    if (rc) return rc;
+    for (int i = 0; i <= last_cell; i++) cells[i] = outs[2 + i];
     return ND_OK;
 }
 

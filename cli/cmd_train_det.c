@@ -54,6 +54,22 @@ static int set_anchors(det_anchor_params *a, const char *sizes, const char *rati
     return ND_OK;
 }
 
+/* --roi-fuse 16,32 -> the config's fused strides (the config check validates them). */
+static int set_roi_fuse(det_model_config *c, const char *list) {
+    double *v = NULL;
+    int n = 0, rc;
+    if (!list) return ND_OK;
+    if ((rc = nd_parse_double_list(list, &v, &n))) return nd_fail_context(rc, "--roi-fuse");
+    if (n > DET_MAX_ROI_FUSE) {
+        free(v);
+        return nd_fail(ND_ERR_INVALID, "--roi-fuse: at most %d strides", DET_MAX_ROI_FUSE);
+    }
+    for (int i = 0; i < n; i++) c->roi_fuse[i] = (int32_t)v[i];
+    c->n_roi_fuse = n;
+    free(v);
+    return ND_OK;
+}
+
 static int train_det_main(int argc, char **argv);
 
 /* MPI (when built with it and started by mpirun) lives for the whole command. */
@@ -65,7 +81,7 @@ int cli_cmd_train_det(int argc, char **argv) {
 
 static int train_det_main(int argc, char **argv) {
     const char *train = NULL, *val = NULL, *backbone = NULL, *arch = NULL, *genotype = NULL, *out = NULL;
-    const char *layout = "c4", *anchor_sizes = NULL, *anchor_ratios = NULL;
+    const char *layout = "c4", *anchor_sizes = NULL, *anchor_ratios = NULL, *roi_fuse = NULL;
     int64_t feat_stride = 16;
     int64_t N = 0, F = 0, stem = 0, conv_width = 32, min_size = 800, max_size = 1333, rpn_channels = 0;
     int64_t rpn_batch = 256, roi_batch = 512, roi_size = 0, head_dim = 1024, pre_train = 2000, post_train = 500;
@@ -95,6 +111,9 @@ static int train_det_main(int argc, char **argv) {
         {"roi-batch", ND_OPT_INT, &roi_batch, "proposals sampled per image", NULL, NULL},
         {"roi-size", ND_OPT_INT, &roi_size, "ROIAlign / crop size (0: 7 for c4, 17 for nasnet)", NULL, NULL},
         {"head-dim", ND_OPT_INT, &head_dim, "c4: width of the two FC layers", NULL, NULL},
+        {"roi-fuse", ND_OPT_STRING, &roi_fuse,
+         "c4 on a NASNet: strides of deeper cells (16, 32) whose features join each ROI's (1x1 conv, added)", NULL,
+         "LIST"},
         {"pre-nms-train", ND_OPT_INT, &pre_train, "proposals before NMS in training", NULL, NULL},
         {"post-nms-train", ND_OPT_INT, &post_train, "proposals after NMS in training", NULL, NULL},
         {"pre-nms-test", ND_OPT_INT, &pre_test, "proposals before NMS at test time", NULL, NULL},
@@ -225,6 +244,10 @@ static int train_det_main(int argc, char **argv) {
         cfg.rpn_batch = rpn_batch, cfg.roi_batch = roi_batch;
         cfg.roi_size = (int32_t)(roi_size > 0 ? roi_size : cfg.layout == DET_LAYOUT_NASNET ? 17 : 7);
         cfg.head_dim = (int32_t)head_dim;
+        if ((rc = set_roi_fuse(&cfg, roi_fuse))) {
+            exit_code = cli_error(cmd, CLI_EXIT_USAGE, "%s", nd_last_error());
+            goto done;
+        }
         cfg.prop_train.pre_nms_top_n = pre_train, cfg.prop_train.post_nms_top_n = post_train;
         cfg.prop_test.pre_nms_top_n = pre_test, cfg.prop_test.post_nms_top_n = post_test;
         cfg.detect.nms_thresh = (float)det_nms, cfg.detect.score_thresh = (float)det_score;

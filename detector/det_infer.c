@@ -65,10 +65,11 @@ int det_model_detect(det_model *m, nn_ctx *ctx, const det_batch *b, det_detectio
     const det_model_config *c = &m->cfg;
     const int64_t k1 = c->num_classes + 1, cap = c->prop_test.post_nms_top_n, md = c->detect.max_dets;
     nn_tensor *x = nn_tensor_from(ctx, 4, NN_SHAPE(b->n, 3, b->height, b->width), b->images);
-    nn_tensor *feat, *cur, *prev, *logits, *deltas;
-    det_backbone_forward(m, ctx, x, &feat, &cur, &prev);
-    det_rpn_forward(m, ctx, feat, &logits, &deltas);
-    float *anchors = det_rpn_anchors(m, feat->shape[2], feat->shape[3]);
+    det_features f;
+    nn_tensor *logits, *deltas;
+    det_backbone_forward(m, ctx, x, &f);
+    det_rpn_forward(m, ctx, f.map, &logits, &deltas);
+    float *anchors = det_rpn_anchors(m, f.map->shape[2], f.map->shape[3]);
     float *props = malloc((size_t)(b->n * cap) * 4 * sizeof *props);
     float *rois = malloc((size_t)(b->n * cap) * 5 * sizeof *rois);
     int64_t *np = calloc((size_t)b->n, sizeof *np);
@@ -88,7 +89,7 @@ int det_model_detect(det_model *m, nn_ctx *ctx, const det_batch *b, det_detectio
     }
     nn_tensor *cls = NULL, *del = NULL;
     if (rc == 0 && r > 0) {
-        det_roi_head_forward(m, ctx, feat, cur, prev, rois, r, &cls, &del);
+        det_roi_head_forward(m, ctx, &f, rois, r, &cls, &del);
         cls = nn_tensor_to_host(ctx, cls), del = nn_tensor_to_host(ctx, del);
         /* softmax in place on the logits (no tape: gradients are off) */
         for (int64_t j = 0; j < r; j++) {

@@ -30,10 +30,11 @@ int det_model_train_step(det_model *m, nn_ctx *ctx, const det_batch *b, nd_rng *
             return nd_fail(ND_ERR_NUMERIC, "detector batch: box %lld is not finite", (long long)j);
     }
     nn_tensor *x = nn_tensor_from(ctx, 4, NN_SHAPE(b->n, 3, b->height, b->width), b->images);
-    nn_tensor *feat, *cur, *prev, *logits, *deltas;
-    det_backbone_forward(m, ctx, x, &feat, &cur, &prev);
-    det_rpn_forward(m, ctx, feat, &logits, &deltas);
-    float *anchors = det_rpn_anchors(m, feat->shape[2], feat->shape[3]);
+    det_features f;
+    nn_tensor *logits, *deltas;
+    det_backbone_forward(m, ctx, x, &f);
+    det_rpn_forward(m, ctx, f.map, &logits, &deltas);
+    float *anchors = det_rpn_anchors(m, f.map->shape[2], f.map->shape[3]);
     int64_t cap = m->cfg.prop_train.post_nms_top_n;
     float **props = calloc((size_t)b->n, sizeof *props);
     int64_t *nprops = calloc((size_t)b->n, sizeof *nprops);
@@ -49,7 +50,7 @@ int det_model_train_step(det_model *m, nn_ctx *ctx, const det_batch *b, nd_rng *
                                      &m->cfg.prop_train, props[i], &nprops[i]);
     }
     if (rc == 0)
-        rc = det_roi_head_loss(m, ctx, b, feat, cur, prev, props, nprops, rng, &l_roi_cls, &l_roi_box, out);
+        rc = det_roi_head_loss(m, ctx, b, &f, props, nprops, rng, &l_roi_cls, &l_roi_box, out);
     for (int32_t i = 0; props && i < b->n; i++) free(props[i]);
     free(props), free(nprops), free(anchors);
     if (rc) return rc;

@@ -48,6 +48,8 @@ extern "C" {
 
 /* ---- configuration ------------------------------------------------------------------------ */
 
+enum { DET_MAX_ROI_FUSE = 2 };
+
 typedef enum det_layout { DET_LAYOUT_C4 = 0, DET_LAYOUT_NASNET = 1 } det_layout;
 typedef enum det_backbone_kind { DET_BACKBONE_NASNET = 0, DET_BACKBONE_CONVNET = 1 } det_backbone_kind;
 
@@ -81,6 +83,12 @@ typedef struct det_model_config {
 
     int32_t roi_size;          /* ROIAlign output (c4: 7) or crop size (nasnet: 17) */
     int32_t head_dim;          /* c4: width of the two FC layers */
+    int32_t n_roi_fuse;        /* c4 on a NASNet: deeper cells that join the ROI features (0..2) */
+    int32_t roi_fuse[DET_MAX_ROI_FUSE]; /* their strides (16: the last cell before the 2nd
+                                  reduction, 32: the last cell), ascending, above the feature
+                                  stride; each goes through ReLU and a 1x1 conv to the feature
+                                  width, is pooled like the feature map, and added to its ROI
+                                  features, so the box head sees the classifier's deeper cells */
     det_match_params roi_match;
     int64_t roi_batch;         /* proposals sampled per image (512) */
     float roi_pos_fraction;    /* 0.25 */

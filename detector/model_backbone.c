@@ -4,6 +4,7 @@
 #include "detector/model_internal.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "common/status.h"
 
@@ -68,16 +69,15 @@ int det_backbone_build(det_model *m, nd_rng *rng) {
     return det_nasnet_build(m, rng);
 }
 
-void det_backbone_forward(det_model *m, nn_ctx *ctx, nn_tensor *x, nn_tensor **feat,
-                          nn_tensor **cur, nn_tensor **prev) {
+void det_backbone_forward(det_model *m, nn_ctx *ctx, nn_tensor *x, det_features *f) {
     NN_ASSERT(x->ndim == 4 && x->shape[1] == 3 && x->shape[2] % 16 == 0 && x->shape[3] % 16 == 0,
               "detector: input must be [N,3,H,W] with H, W multiples of 16");
-    *cur = *prev = NULL;
+    memset(f, 0, sizeof *f);
     if (m->cfg.backbone == DET_BACKBONE_CONVNET) {
-        *feat = convnet_forward(m, ctx, x);
+        f->map = convnet_forward(m, ctx, x);
         return;
     }
-    det_nasnet_forward(m, ctx, x, feat, cur, prev);
+    det_nasnet_forward(m, ctx, x, f);
 }
 
 void det_backbone_free(det_model *m) {

@@ -171,6 +171,15 @@ int det_model_config_validate(const det_model_config *c) {
     CHECK(c->roi_size >= 1 && c->roi_size <= 64, "roi size must be in 1..64");
     CHECK(c->layout != DET_LAYOUT_C4 || (c->head_dim >= 1 && c->head_dim <= 16384),
           "head_dim must be in 1..16384");
+    CHECK(c->n_roi_fuse >= 0 && c->n_roi_fuse <= DET_MAX_ROI_FUSE, "roi fuse: at most %d strides",
+          DET_MAX_ROI_FUSE);
+    CHECK(c->n_roi_fuse == 0 || (c->layout == DET_LAYOUT_C4 && c->backbone == DET_BACKBONE_NASNET),
+          "roi fuse needs the c4 layout on a NASNet backbone");
+    for (int i = 0; i < c->n_roi_fuse; i++)
+        CHECK((c->roi_fuse[i] == 16 || c->roi_fuse[i] == 32) && c->roi_fuse[i] > c->anchors.stride_x &&
+                  (i == 0 || c->roi_fuse[i] > c->roi_fuse[i - 1]),
+              "roi fuse strides must be 16 or 32, ascending and above the feature stride %g, got %d",
+              (double)c->anchors.stride_x, c->roi_fuse[i]);
     CHECK(c->rpn_beta >= 0 && c->roi_beta >= 0, "smooth-L1 beta must be >= 0");
     CHECK(c->detect.score_thresh >= 0 && c->detect.score_thresh < 1 && c->detect.nms_thresh > 0 &&
               c->detect.nms_thresh <= 1 && c->detect.max_dets >= 1 && c->detect.max_dets <= 100000,

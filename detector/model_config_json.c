@@ -89,6 +89,11 @@ int det_model_config_to_json(const det_model_config *c, char **text) {
     cJSON *roi = cJSON_AddObjectToObject(o, "roi");
     cJSON_AddNumberToObject(roi, "size", c->roi_size);
     cJSON_AddNumberToObject(roi, "head_dim", c->head_dim);
+    if (c->n_roi_fuse > 0) { /* written only when used: older models stay byte-identical */
+        float fuse[DET_MAX_ROI_FUSE];
+        for (int i = 0; i < c->n_roi_fuse; i++) fuse[i] = (float)c->roi_fuse[i];
+        cJSON_AddItemToObject(roi, "fuse", num_array(fuse, c->n_roi_fuse));
+    }
     cJSON_AddItemToObject(roi, "match", match_json(&c->roi_match));
     cJSON_AddNumberToObject(roi, "batch", (double)c->roi_batch);
     cJSON_AddNumberToObject(roi, "pos_fraction", (double)c->roi_pos_fraction);
@@ -288,6 +293,15 @@ int det_model_config_from_json(const char *text, const char *name, det_model_con
     const cJSON *roi = get(&r, o, "", "roi");
     c->roi_size = int32(&r, roi, "roi.", "size");
     c->head_dim = int32(&r, roi, "roi.", "head_dim");
+    if (roi && cJSON_GetObjectItemCaseSensitive(roi, "fuse")) { /* optional: absent in older models */
+        float fuse[DET_MAX_ROI_FUSE] = {0};
+        c->n_roi_fuse = nums(&r, roi, "roi.", "fuse", fuse, 0, DET_MAX_ROI_FUSE);
+        for (int i = 0; i < c->n_roi_fuse; i++) {
+            c->roi_fuse[i] = (int32_t)fuse[i];
+            if (r.rc == 0 && (float)c->roi_fuse[i] != fuse[i])
+                r.rc = nd_fail(ND_ERR_FORMAT, "%s: detector config: roi.fuse[%d]: expected an integer", name, i);
+        }
+    }
     read_match(&r, get(&r, roi, "roi.", "match"), "roi.match.", &c->roi_match);
     c->roi_batch = int64(&r, roi, "roi.", "batch");
     c->roi_pos_fraction = (float)num(&r, roi, "roi.", "pos_fraction");

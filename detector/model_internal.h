@@ -12,23 +12,29 @@ struct det_model {
     det_model_config cfg;
     nn_params *ps;
     int32_t feat_channels; /* channels of the map the RPN reads (and ROIAlign, c4) */
+    int32_t fuse_channels[DET_MAX_ROI_FUSE]; /* c4 roi fuse: channels of each deeper cell */
     int64_t anchors_per_loc;
     det_nasnet *nas;       /* NASNet backbone state (NULL for convnet) */
 };
 
-/* Stride-16 features of the whole batch. x: [N, 3, H, W] with H, W multiples of 16.
- * c4: returns [N, feat_channels, H/16, W/16] in *feat. nasnet layout: *feat is the concat of the
- * last two cells before the 2nd reduction, and *cur, *prev are those two cells (for the crops);
- * for c4 *cur and *prev are set to NULL. */
-void det_backbone_forward(det_model *m, nn_ctx *ctx, nn_tensor *x, nn_tensor **feat,
-                          nn_tensor **cur, nn_tensor **prev);
+/* What the backbone gives the heads. */
+typedef struct det_features {
+    nn_tensor *map;        /* [N, feat_channels, H/s, W/s] at the feature stride s: the RPN's
+                              input (and c4's ROIAlign); nasnet layout: concat(cur, prev) */
+    nn_tensor *cur, *prev; /* nasnet layout: the last two cells before the 2nd reduction (the
+                              crops' sources); NULL for c4 */
+    nn_tensor *fuse[DET_MAX_ROI_FUSE]; /* c4 roi fuse: the deeper cells' outputs, in
+                              cfg.roi_fuse order (NULL past cfg.n_roi_fuse) */
+} det_features;
+
+/* Features of the whole batch. x: [N, 3, H, W] with H, W multiples of 16. */
+void det_backbone_forward(det_model *m, nn_ctx *ctx, nn_tensor *x, det_features *f);
 /* Add the backbone's parameters to m->ps and set m->feat_channels. */
 int det_backbone_build(det_model *m, nd_rng *rng);
 void det_backbone_free(det_model *m);
 /* The NASNet backbone (model_nasnet.c), as det_backbone_*. */
 int det_nasnet_build(det_model *m, nd_rng *rng);
-void det_nasnet_forward(det_model *m, nn_ctx *ctx, nn_tensor *x, nn_tensor **feat,
-                        nn_tensor **cur, nn_tensor **prev);
+void det_nasnet_forward(det_model *m, nn_ctx *ctx, nn_tensor *x, det_features *f);
 void det_nasnet_free(det_model *m);
 /* nasnet layout's box classifier: the rest of the NASNet (2nd reduction cell and last stack)
  * on crops of the two cells [R, C_cur, s, s], [R, C_prev, s, s], then ReLU and global
@@ -40,7 +46,7 @@ nn_tensor *det_nasnet_head_forward(det_model *m, nn_ctx *ctx, nn_tensor *cur_cro
 /* RPN head: 3x3 conv + ReLU, then 1x1 convs to objectness [N, A, h, w] and deltas [N, 4A, h, w]
  * (channel a * 4 + c). */
 void det_rpn_build(det_model *m, nd_rng *rng);
-void det_rpn_forward(det_model *m, nn_ctx *ctx, nn_tensor *feat, nn_tensor **logits,
+void det_rpn_forward(det_model *m, nn_ctx *ctx, nn_tensor *map, nn_tensor **logits,
                      nn_tensor **deltas);
 /* Anchors of an h x w feature map: [h * w * A, 4], malloc'ed. */
 float *det_rpn_anchors(const det_model *m, int64_t h, int64_t w);
@@ -58,13 +64,12 @@ int det_rpn_image_proposals(det_model *m, const det_batch *b, int32_t i, const f
 /* ROI head (box classifier): parameters, and the forward over rois [R, 5] (batch index, x1, y1,
  * x2, y2 in input pixels) -> class logits [R, K+1] and deltas [R, 4(K+1)]. */
 int det_roi_head_build(det_model *m, nd_rng *rng);
-void det_roi_head_forward(det_model *m, nn_ctx *ctx, nn_tensor *feat, nn_tensor *cur,
-                          nn_tensor *prev, const float *rois, int64_t r, nn_tensor **logits,
-                          nn_tensor **deltas);
+void det_roi_head_forward(det_model *m, nn_ctx *ctx, const det_features *f, const float *rois,
+                          int64_t r, nn_tensor **logits, nn_tensor **deltas);
 /* Sample training rois for the batch (proposals + gt, matched and balanced) and compute the
  * head losses (CE mean; smooth-L1 on the class-specific deltas of positives / R). */
-int det_roi_head_loss(det_model *m, nn_ctx *ctx, const det_batch *b, nn_tensor *feat,
-                      nn_tensor *cur, nn_tensor *prev, float *const *props,
+int det_roi_head_loss(det_model *m, nn_ctx *ctx, const det_batch *b, const det_features *f,
+                      float *const *props,
                       const int64_t *n_props, nd_rng *rng, nn_tensor **loss_cls,
                       nn_tensor **loss_box, det_losses *out);
 

@@ -4,6 +4,8 @@
  *   c4:     stem + cells up to the last normal cell before the 2nd reduction (stride 16); that
  *           cell's output is the feature map. At anchor stride 8, the cells up to the last one
  *           before the 1st reduction instead (finer cells for small objects, and cheaper).
+ *           With roi fuse, the net also runs on to the last cell of each fused stride (16: the
+ *           cell before the 2nd reduction, 32: the last cell) for the box head.
  *   nasnet: the RPN reads concat(that cell, the one before it), as faster_rcnn_nas's
  *           concat(Cell_10, Cell_11) in Large; the box classifier runs the 2nd reduction cell
  *           and the last stack on crops of both, then ReLU + global average pool. */
@@ -19,8 +21,16 @@ struct det_nasnet {
     int split;      /* index of the 2nd reduction cell: cells 0..split-1 are the backbone */
     int feat_cell;  /* c4: the cell whose output is the feature map (split - 1, or the last cell
                        before the 1st reduction at feature stride 8) */
+    int fuse_cell[DET_MAX_ROI_FUSE]; /* c4 roi fuse: the cell of each fused stride */
+    int last_cell;  /* the deepest cell the backbone forward runs */
     int64_t cur_c, prev_c, head_c;
 };
+
+/* The last cell at `stride` (the one before the next reduction, or the net's last cell). */
+static int last_cell_at(const det_nasnet *d, int stride) {
+    int r = stride == 8 ? 0 : stride == 16 ? 1 : -1;
+    return r >= 0 ? nas_net_reduction_cell(d->net, r) - 1 : nas_net_num_cells(d->net) - 1;
+}
 
 static int net_config(const det_model_config *c, nas_net_config *n) {
     int rc = nas_net_preset("nasnet-a-mobile", n);
@@ -69,25 +79,36 @@ int det_nasnet_build(det_model *m, nd_rng *rng) {
             return nd_fail(ND_ERR_INVALID, "detector backbone: cell %s has stride %d, 8 expected", ci.name, ci.stride);
         d->cur_c = ci.channels;
     }
+    d->last_cell = m->cfg.layout == DET_LAYOUT_C4 ? d->feat_cell : d->split - 1;
+    for (int i = 0; i < m->cfg.n_roi_fuse; i++) {
+        d->fuse_cell[i] = last_cell_at(d, m->cfg.roi_fuse[i]);
+        nas_net_cell_info(d->net, d->fuse_cell[i], &ci);
+        if (ci.stride != m->cfg.roi_fuse[i])
+            return nd_fail(ND_ERR_INVALID, "detector backbone: cell %s has stride %d, %d expected", ci.name, ci.stride,
+                           m->cfg.roi_fuse[i]);
+        m->fuse_channels[i] = (int32_t)ci.channels;
+        if (d->fuse_cell[i] > d->last_cell) d->last_cell = d->fuse_cell[i];
+    }
     nas_net_cell_info(d->net, nas_net_num_cells(d->net) - 1, &ci);
     d->head_c = ci.channels;
     m->feat_channels = (int32_t)(m->cfg.layout == DET_LAYOUT_C4 ? d->cur_c : d->cur_c + d->prev_c);
     return ND_OK;
 }
 
-void det_nasnet_forward(det_model *m, nn_ctx *ctx, nn_tensor *x, nn_tensor **feat,
-                        nn_tensor **cur, nn_tensor **prev) {
+void det_nasnet_forward(det_model *m, nn_ctx *ctx, nn_tensor *x, det_features *f) {
     det_nasnet *d = m->nas;
-    int last = m->cfg.layout == DET_LAYOUT_C4 ? d->feat_cell : d->split - 1;
-    int rc = nas_net_forward_to(d->net, ctx, x, last, 0, cur, prev);
+    nn_tensor *cells[128];
+    NN_ASSERT(d->last_cell < 128, "detector: more than 128 cells");
+    int rc = nas_net_forward_cells(d->net, ctx, x, d->last_cell, 0, cells);
     NN_ASSERT(rc == 0, "detector: NASNet forward: %s", nd_last_error());
     if (m->cfg.layout == DET_LAYOUT_C4) {
-        *feat = *cur;
-        *cur = *prev = NULL;
+        f->map = cells[d->feat_cell];
+        for (int i = 0; i < m->cfg.n_roi_fuse; i++) f->fuse[i] = cells[d->fuse_cell[i]];
         return;
     }
-    nn_tensor *pair[2] = {*cur, *prev};
-    *feat = nn_concat(ctx, pair, 2, 1);
+    f->cur = cells[d->split - 1], f->prev = cells[d->split - 2];
+    nn_tensor *pair[2] = {f->cur, f->prev};
+    f->map = nn_concat(ctx, pair, 2, 1);
 }
 
 void det_nasnet_free(det_model *m) {

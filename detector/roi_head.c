@@ -1,11 +1,16 @@
 /* The box classifier (second stage): ROI features, the head, and its training targets.
  *   c4:     ROIAlign (roi_size^2, sampling 2) on the stride-16 (or 8) map -> FC head_dim -> ReLU ->
- *           FC head_dim -> ReLU -> class logits and class-specific deltas.
+ *           FC head_dim -> ReLU -> class logits and class-specific deltas. With roi fuse, each
+ *           deeper cell goes through ReLU and a 1x1 conv to the map's width and is pooled the
+ *           same way; the pooled features are summed before the FC layers (a top-down path
+ *           per ROI: the pooling upsamples the coarse cells). The 1x1 convs start at zero, so
+ *           training starts from the plain c4 head.
  *   nasnet: crop_and_resize of both cells (model_nasnet.c runs the rest of the NASNet on the
  *           crops and pools) -> class logits and deltas. */
 #include "detector/model_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +21,13 @@ int det_roi_head_build(det_model *m, nd_rng *rng) {
     if (m->cfg.layout == DET_LAYOUT_C4) {
         int64_t d = m->cfg.head_dim, s = m->cfg.roi_size;
         in = m->feat_channels * s * s;
+        for (int i = 0; i < m->cfg.n_roi_fuse; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "head.fuse%d.w", m->cfg.roi_fuse[i]);
+            nn_params_add(m->ps, name, 4, NN_SHAPE(m->feat_channels, m->fuse_channels[i], 1, 1), 0);
+            snprintf(name, sizeof name, "head.fuse%d.b", m->cfg.roi_fuse[i]);
+            nn_params_add(m->ps, name, 1, NN_SHAPE(m->feat_channels), NN_PARAM_NO_DECAY);
+        }
         det_init_he(nn_params_add(m->ps, "head.fc1.w", 2, NN_SHAPE(d, in), 0), rng);
         nn_params_add(m->ps, "head.fc1.b", 1, NN_SHAPE(d), NN_PARAM_NO_DECAY);
         det_init_he(nn_params_add(m->ps, "head.fc2.w", 2, NN_SHAPE(d, d), 0), rng);
@@ -46,33 +58,47 @@ static void crop_boxes(const float *rois, int64_t r, float in_h, float in_w, flo
     }
 }
 
-void det_roi_head_forward(det_model *m, nn_ctx *ctx, nn_tensor *feat, nn_tensor *cur,
-                          nn_tensor *prev, const float *rois, int64_t r, nn_tensor **logits,
-                          nn_tensor **deltas) {
+/* c4: ROIAlign of the map, plus each fused cell through ReLU and its 1x1 conv. */
+static nn_tensor *c4_pool(det_model *m, nn_ctx *ctx, const det_features *f, const float *rois, int64_t r) {
+    const int32_t s = m->cfg.roi_size;
+    nn_tensor *pooled = nn_roi_align(ctx, f->map, rois, r, s, s, 1.0f / m->cfg.anchors.stride_x, 2, 0);
+    nn_conv2d_params p1 = nn_conv2d_same(1, 1);
+    for (int i = 0; i < m->cfg.n_roi_fuse; i++) {
+        char w[64], b[64];
+        snprintf(w, sizeof w, "head.fuse%d.w", m->cfg.roi_fuse[i]);
+        snprintf(b, sizeof b, "head.fuse%d.b", m->cfg.roi_fuse[i]);
+        nn_tensor *lat = nn_conv2d(ctx, nn_relu(ctx, f->fuse[i]), nn_params_get(m->ps, w), nn_params_get(m->ps, b), &p1);
+        pooled = nn_add(ctx, pooled, nn_roi_align(ctx, lat, rois, r, s, s, 1.0f / (float)m->cfg.roi_fuse[i], 2, 0));
+    }
+    return pooled;
+}
+
+void det_roi_head_forward(det_model *m, nn_ctx *ctx, const det_features *f, const float *rois,
+                          int64_t r, nn_tensor **logits, nn_tensor **deltas) {
     const int32_t s = m->cfg.roi_size;
     nn_tensor *x;
     if (m->cfg.layout == DET_LAYOUT_C4) {
-        nn_tensor *pooled = nn_roi_align(ctx, feat, rois, r, s, s, 1.0f / m->cfg.anchors.stride_x, 2, 0);
+        nn_tensor *pooled = c4_pool(m, ctx, f, rois, r);
         x = nn_reshape(ctx, pooled, 2, NN_SHAPE(r, pooled->shape[1] * s * s));
         x = nn_relu(ctx, nn_linear(ctx, x, nn_params_get(m->ps, "head.fc1.w"),
                                    nn_params_get(m->ps, "head.fc1.b")));
         x = nn_relu(ctx, nn_linear(ctx, x, nn_params_get(m->ps, "head.fc2.w"),
                                    nn_params_get(m->ps, "head.fc2.b")));
     } else {
-        float in_h = (float)(feat->shape[2] * 16), in_w = (float)(feat->shape[3] * 16);
+        float in_h = (float)(f->map->shape[2] * 16), in_w = (float)(f->map->shape[3] * 16);
         float *boxes = nn_ctx_alloc(ctx, (size_t)r * 4 * sizeof *boxes);
         int32_t *ind = nn_ctx_alloc(ctx, (size_t)r * sizeof *ind);
         crop_boxes(rois, r, in_h, in_w, boxes, ind);
-        nn_tensor *cc = nn_crop_and_resize(ctx, cur, boxes, ind, r, s, s, 0.0f);
-        nn_tensor *pc = nn_crop_and_resize(ctx, prev, boxes, ind, r, s, s, 0.0f);
+        nn_tensor *cc = nn_crop_and_resize(ctx, f->cur, boxes, ind, r, s, s, 0.0f);
+        nn_tensor *pc = nn_crop_and_resize(ctx, f->prev, boxes, ind, r, s, s, 0.0f);
         x = det_nasnet_head_forward(m, ctx, cc, pc);
     }
     *logits = nn_linear(ctx, x, nn_params_get(m->ps, "head.cls.w"), nn_params_get(m->ps, "head.cls.b"));
     *deltas = nn_linear(ctx, x, nn_params_get(m->ps, "head.box.w"), nn_params_get(m->ps, "head.box.b"));
 }
 
-int det_roi_head_loss(det_model *m, nn_ctx *ctx, const det_batch *b, nn_tensor *feat,
-                      nn_tensor *cur, nn_tensor *prev, float *const *props,
+int det_roi_head_loss(det_model *m, nn_ctx *ctx, const det_batch *b, const det_features *f,
+                      float *const *props,
                       const int64_t *n_props, nd_rng *rng, nn_tensor **loss_cls,
                       nn_tensor **loss_box, det_losses *out) {
     const int64_t k1 = m->cfg.num_classes + 1, per = m->cfg.roi_batch;
@@ -131,7 +157,7 @@ int det_roi_head_loss(det_model *m, nn_ctx *ctx, const det_batch *b, nn_tensor *
         return rc;
     }
     nn_tensor *logits, *deltas;
-    det_roi_head_forward(m, ctx, feat, cur, prev, rois, r, &logits, &deltas);
+    det_roi_head_forward(m, ctx, f, rois, r, &logits, &deltas);
     *loss_cls = nn_softmax_cross_entropy(ctx, logits, labels, 0.0f);
     /* Only the deltas of each positive's own class are trained (class-specific boxes). */
     nn_tensor *bt = nn_tensor_new_host(ctx, 2, NN_SHAPE(r, 4 * k1)), *bw = nn_tensor_new_host(ctx, 2, NN_SHAPE(r, 4 * k1));

@@ -20,10 +20,10 @@ void det_rpn_build(det_model *m, nd_rng *rng) {
     nn_params_add(m->ps, "rpn.box.b", 1, NN_SHAPE(4 * a), NN_PARAM_NO_DECAY);
 }
 
-void det_rpn_forward(det_model *m, nn_ctx *ctx, nn_tensor *feat, nn_tensor **logits,
+void det_rpn_forward(det_model *m, nn_ctx *ctx, nn_tensor *map, nn_tensor **logits,
                      nn_tensor **deltas) {
     nn_conv2d_params p3 = nn_conv2d_same(1, 1), p1 = nn_conv2d_same(1, 1);
-    nn_tensor *t = nn_conv2d(ctx, feat, nn_params_get(m->ps, "rpn.conv.w"),
+    nn_tensor *t = nn_conv2d(ctx, map, nn_params_get(m->ps, "rpn.conv.w"),
                              nn_params_get(m->ps, "rpn.conv.b"), &p3);
     t = nn_relu(ctx, t);
     *logits = nn_conv2d(ctx, t, nn_params_get(m->ps, "rpn.cls.w"), nn_params_get(m->ps, "rpn.cls.b"), &p1);

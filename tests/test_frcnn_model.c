@@ -443,3 +443,86 @@ Test(frcnn_model, c4_at_feature_stride_8) {
     det_model_free(m);
     det_model_config_free(&c);
 }
+
+static double grad_abs_sum(nn_params *ps, const char *prefix) {
+    double g = 0;
+    for (int64_t i = 0; i < nn_params_count(ps); i++) {
+        nn_tensor *p = nn_params_at(ps, i);
+        if (!p->name || strncmp(p->name, prefix, strlen(prefix)) != 0 || !p->grad) continue;
+        for (int64_t j = 0; j < p->numel; j++) g += fabsf(p->grad[j]);
+    }
+    return g;
+}
+
+/* ROI fuse (c4 at stride 8): the stride-16 and stride-32 cells join the ROI features through
+ * zero-initialised 1x1 convs, so the first step equals the plain head's; training then reaches
+ * those cells, which the plain stride-8 head never uses. */
+Test(frcnn_model, c4_roi_fuse_of_deeper_cells, .timeout = 120) {
+    det_model_config c;
+    tiny_nasnet(&c, DET_LAYOUT_C4);
+    c.anchors.stride_x = c.anchors.stride_y = 8.0f;
+    c.anchors.offset_x = c.anchors.offset_y = 4.0f;
+    c.n_roi_fuse = 2, c.roi_fuse[0] = 16, c.roi_fuse[1] = 32;
+    cr_assert_eq(det_model_config_validate(&c), 0, "%s", nd_last_error());
+    /* refused where it has no meaning */
+    c.roi_fuse[0] = 32, c.roi_fuse[1] = 16;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "descending strides");
+    c.roi_fuse[0] = 8, c.roi_fuse[1] = 16;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "the feature stride itself");
+    c.roi_fuse[0] = 16, c.roi_fuse[1] = 32;
+    c.layout = DET_LAYOUT_NASNET;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "nasnet layout");
+    c.layout = DET_LAYOUT_C4;
+    c.anchors.stride_x = c.anchors.stride_y = 16.0f;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "16 at feature stride 16");
+    c.anchors.stride_x = c.anchors.stride_y = 8.0f;
+    /* the JSON keeps the strides; a config without them reads as no fuse (older model files) */
+    char *js = NULL;
+    det_model_config d;
+    cr_assert_eq(det_model_config_to_json(&c, &js), 0);
+    cr_assert_eq(det_model_config_from_json(js, "x", &d), 0, "%s", nd_last_error());
+    cr_expect(d.n_roi_fuse == 2 && d.roi_fuse[0] == 16 && d.roi_fuse[1] == 32);
+    det_model_config_free(&d);
+    char *fuse = strstr(js, "\"fuse\"");
+    cr_assert(fuse);
+    memcpy(fuse, "\"fusX\"", 6);
+    cr_assert_eq(det_model_config_from_json(js, "x", &d), 0, "%s", nd_last_error());
+    cr_expect_eq(d.n_roi_fuse, 0);
+    free(js);
+    det_model_config_free(&d);
+
+    toy t;
+    make_toy(&t);
+    det_model_config plain;
+    cr_assert_eq(det_model_config_copy(&plain, &c), 0);
+    plain.n_roi_fuse = 0;
+    det_model *m, *p;
+    cr_assert_eq(det_model_new(&c, 3, &m), 0, "%s", nd_last_error());
+    cr_assert_eq(det_model_new(&plain, 3, &p), 0, "%s", nd_last_error());
+    nn_params *ps = det_model_params(m);
+    nn_tensor *w16 = nn_params_get(ps, "head.fuse16.w"), *w32 = nn_params_get(ps, "head.fuse32.w");
+    cr_assert(w16 && w32 && nn_params_get(ps, "head.fuse32.b"));
+    cr_expect(w16->ndim == 4 && w16->shape[1] < w32->shape[1] && w16->shape[0] == w32->shape[0],
+              "1x1 convs from the deeper cells' widths to the map's");
+    double first_m, first_p;
+    det_losses lm, lp;
+    train(m, &t, 1, &first_m, &lm);
+    train(p, &t, 1, &first_p, &lp);
+    cr_expect_eq(first_m, first_p, "zero 1x1 convs: the first loss is the plain head's");
+    cr_expect(grad_abs_sum(ps, "head.fuse16.w") > 0 && grad_abs_sum(ps, "head.fuse32.w") > 0,
+              "the 1x1 convs learn from the first step");
+    train(m, &t, 2, &first_m, &lm);
+    cr_expect(grad_abs_sum(ps, "cell_1/") > 0 && grad_abs_sum(ps, "cell_2/") > 0,
+              "the stride-16 and stride-32 cells get gradients once the 1x1 convs are non-zero");
+    cr_expect_eq(grad_abs_sum(det_model_params(p), "cell_1/"), 0.0, "the plain head never reaches cell_1");
+    double end = train(m, &t, 60, &first_m, &lm);
+    cr_expect(end < 0.5 * first_m, "loss %g -> %g", first_m, end);
+    nn_ctx *ctx = nn_ctx_new();
+    det_detections d1[1];
+    cr_assert_eq(det_model_detect(m, ctx, &t.b, d1), 0, "%s", nd_last_error());
+    cr_expect(d1[0].n >= 1);
+    det_detections_free(&d1[0]);
+    nn_ctx_free(ctx);
+    det_model_free(m), det_model_free(p);
+    det_model_config_free(&c), det_model_config_free(&plain);
+}

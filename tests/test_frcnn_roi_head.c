@@ -72,11 +72,12 @@ Test(frcnn_roi_head, losses_and_gradients_match_torchvision) {
     nn_params_zero_grad(m->ps);
     nn_tensor *feat = nn_tensor_from(ctx, 4, NN_SHAPE(2, 8, 6, 5), fv);
     nn_tensor_requires_grad(feat);
+    det_features f = {.map = feat};
     nd_rng rng;
     nd_rng_seed(&rng, 1);
     nn_tensor *lc, *lb;
     det_losses out = {0};
-    cr_assert_eq(det_roi_head_loss(m, ctx, &b, feat, NULL, NULL, props, nprops, &rng, &lc, &lb, &out), 0, "%s",
+    cr_assert_eq(det_roi_head_loss(m, ctx, &b, &f, props, nprops, &rng, &lc, &lb, &out), 0, "%s",
                  nd_last_error());
     cr_expect_eq(out.roi_pos + out.roi_neg, nprops[0] + nprops[1] + nl, "every ROI (and GT box) is sampled");
     float *want_cls = fx_f32("roi_loss_cls", NULL), *want_box = fx_f32("roi_loss_box", NULL);
