@@ -141,11 +141,16 @@ static int64_t gt_image_id(const coco_dataset *gt, const char *path) {
 
 int cli_cmd_detect(int argc, char **argv) {
     const char *model_path = NULL, *out_json = NULL, *out_dir = NULL, *gt_path = NULL, *device = "cpu";
-    double score_thresh = 0.3;
+    const char *test_sizes = NULL;
+    double score_thresh = 0.3, test_small = 0;
     int64_t threads = 0;
     nd_opt opts[] = {
         {"model", ND_OPT_STRING, &model_path, "detector model file (default: the shipped " DEFAULT_MODEL ")", NULL, "FILE"},
         {"score-thresh", ND_OPT_DOUBLE, &score_thresh, "keep detections scoring at least this", NULL, "S"},
+        {"test-sizes", ND_OPT_STRING, &test_sizes,
+         "extra input sizes (short side) for small objects, or none (default: the model's)", NULL, "LIST"},
+        {"test-small", ND_OPT_DOUBLE, &test_small,
+         "extra sizes keep objects under this size, in pixels of the base input (0: the model's, else min size / 6)", NULL, "PX"},
         {"out-json", ND_OPT_STRING, &out_json, "write COCO results JSON here", NULL, "FILE"},
         {"out-dir", ND_OPT_STRING, &out_dir, "write pictures with boxes drawn into this folder", NULL, "DIR"},
         {"gt", ND_OPT_STRING, &gt_path, "COCO annotations: image ids by file name (for nasdet eval)", NULL, "ANN.json"},
@@ -196,6 +201,22 @@ int cli_cmd_detect(int argc, char **argv) {
     if (out_dir && (rc = nd_mkdirs(out_dir))) goto fail;
     if (threads > 0) nn_set_threads((int)threads);
     const det_model_config *c = det_model_cfg(m);
+    det_model_config test = *c; /* shallow: only the test fields change */
+    if (test_sizes && (rc = det_model_config_parse_test_sizes(&test, test_sizes))) {
+        exit_code = cli_error(cmd, CLI_EXIT_USAGE, "--test-sizes: %s", nd_last_error());
+        goto done;
+    }
+    if (test_small > 0) test.test_small = (float)test_small;
+    if (test.n_test_sizes > 0 && !(test.test_small > 0)) test.test_small = (float)c->min_size / 6.0f;
+    if ((rc = det_model_config_validate(&test))) {
+        exit_code = cli_error(cmd, CLI_EXIT_USAGE, "%s", nd_last_error());
+        goto done;
+    }
+    if (test.n_test_sizes > 0) {
+        fprintf(stderr, "nasdet detect: input %d, and for objects under %g px also", c->min_size, (double)test.test_small);
+        for (int i = 0; i < test.n_test_sizes; i++) fprintf(stderr, " %d", test.test_sizes[i]);
+        fprintf(stderr, "\n");
+    }
     ctx = nn_ctx_new_like(det_model_params(m)); /* on the model's device */
     results = cJSON_CreateArray();
     int64_t done_n = 0, skipped = 0, objects = 0;
@@ -214,31 +235,19 @@ int cli_cmd_detect(int argc, char **argv) {
             fprintf(stderr, "nasdet detect: warning: %s: no image named %s in %s; its detections are left out of the JSON\n",
                     path, nd_path_basename(path), gt_path);
         double t0 = nd_time_now();
-        float *data = NULL, scale = 1;
-        int32_t h, w, vh, vw;
         det_detections d = {0};
-        rc = det_model_prepare_image(c, img.data, img.width, img.height, img.channels, &data, &h, &w, &vh, &vw, &scale);
-        if (rc == 0) {
-            int64_t first[2] = {0, 0};
-            det_batch b = {1, h, w, data, &vh, &vw, first, NULL, NULL, NULL};
-            rc = det_model_detect(m, ctx, &b, &d);
-        }
-        free(data);
+        rc = det_model_detect_image(m, ctx, &test, img.data, img.width, img.height, img.channels, &d);
         if (rc) {
             nd_image_free(&img);
             goto fail;
         }
         double ms = (nd_time_now() - t0) * 1000.0;
         t_all += ms;
-        /* back to original pixels, thresholded */
+        /* thresholded (boxes are in the image's pixels) */
         int64_t kept = 0;
         for (int64_t j = 0; j < d.n; j++) {
             if (d.scores[j] < score_thresh) continue;
-            float *q = d.boxes + 4 * j;
-            for (int k = 0; k < 4; k++) q[k] /= scale;
-            q[0] = fminf(fmaxf(q[0], 0), (float)img.width), q[2] = fminf(fmaxf(q[2], 0), (float)img.width);
-            q[1] = fminf(fmaxf(q[1], 0), (float)img.height), q[3] = fminf(fmaxf(q[3], 0), (float)img.height);
-            memmove(d.boxes + 4 * kept, q, 4 * sizeof *q);
+            memmove(d.boxes + 4 * kept, d.boxes + 4 * j, 4 * sizeof *d.boxes);
             d.scores[kept] = d.scores[j], d.classes[kept] = d.classes[j];
             kept++;
         }

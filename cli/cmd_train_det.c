@@ -81,7 +81,8 @@ int cli_cmd_train_det(int argc, char **argv) {
 
 static int train_det_main(int argc, char **argv) {
     const char *train = NULL, *val = NULL, *backbone = NULL, *arch = NULL, *genotype = NULL, *out = NULL;
-    const char *layout = "c4", *anchor_sizes = NULL, *anchor_ratios = NULL, *roi_fuse = NULL;
+    const char *layout = "c4", *anchor_sizes = NULL, *anchor_ratios = NULL, *roi_fuse = NULL, *test_sizes = NULL;
+    double test_small = 0;
     int64_t feat_stride = 16;
     int64_t N = 0, F = 0, stem = 0, conv_width = 32, min_size = 800, max_size = 1333, rpn_channels = 0;
     int64_t rpn_batch = 256, roi_batch = 512, roi_size = 0, head_dim = 1024, pre_train = 2000, post_train = 500;
@@ -111,6 +112,10 @@ static int train_det_main(int argc, char **argv) {
         {"roi-batch", ND_OPT_INT, &roi_batch, "proposals sampled per image", NULL, NULL},
         {"roi-size", ND_OPT_INT, &roi_size, "ROIAlign / crop size (0: 7 for c4, 17 for nasnet)", NULL, NULL},
         {"head-dim", ND_OPT_INT, &head_dim, "c4: width of the two FC layers", NULL, NULL},
+        {"test-sizes", ND_OPT_STRING, &test_sizes,
+         "detect: extra input sizes (short side) run for small objects, stored in the model", NULL, "LIST"},
+        {"test-small", ND_OPT_DOUBLE, &test_small,
+         "detect: extra sizes keep objects under this size in base-input pixels (0: min size / 6)", NULL, "PX"},
         {"roi-fuse", ND_OPT_STRING, &roi_fuse,
          "c4 on a NASNet: strides of deeper cells (16, 32) whose features join each ROI's (1x1 conv, added)", NULL,
          "LIST"},
@@ -248,6 +253,11 @@ static int train_det_main(int argc, char **argv) {
             exit_code = cli_error(cmd, CLI_EXIT_USAGE, "%s", nd_last_error());
             goto done;
         }
+        if (test_sizes && (rc = det_model_config_parse_test_sizes(&cfg, test_sizes))) {
+            exit_code = cli_error(cmd, CLI_EXIT_USAGE, "--test-sizes: %s", nd_last_error());
+            goto done;
+        }
+        if (cfg.n_test_sizes > 0) cfg.test_small = (float)(test_small > 0 ? test_small : cfg.min_size / 6.0);
         cfg.prop_train.pre_nms_top_n = pre_train, cfg.prop_train.post_nms_top_n = post_train;
         cfg.prop_test.pre_nms_top_n = pre_test, cfg.prop_test.post_nms_top_n = post_test;
         cfg.detect.nms_thresh = (float)det_nms, cfg.detect.score_thresh = (float)det_score;

@@ -48,7 +48,7 @@ extern "C" {
 
 /* ---- configuration ------------------------------------------------------------------------ */
 
-enum { DET_MAX_ROI_FUSE = 2 };
+enum { DET_MAX_ROI_FUSE = 2, DET_MAX_TEST_SIZES = 4 };
 
 typedef enum det_layout { DET_LAYOUT_C4 = 0, DET_LAYOUT_NASNET = 1 } det_layout;
 typedef enum det_backbone_kind { DET_BACKBONE_NASNET = 0, DET_BACKBONE_CONVNET = 1 } det_backbone_kind;
@@ -94,6 +94,12 @@ typedef struct det_model_config {
     float roi_pos_fraction;    /* 0.25 */
     float rpn_beta, roi_beta;  /* smooth-L1 beta (1/9) */
     det_detect_params detect;  /* test: score threshold, per-class NMS, detections per image */
+    int32_t n_test_sizes;      /* extra test-time input sizes for det_model_detect_image (0..4) */
+    int32_t test_sizes[DET_MAX_TEST_SIZES]; /* short side of each extra pass (the long-side cap
+                                  max_size scaled alike), ascending, above min_size */
+    float test_small;          /* an extra pass keeps only the objects smaller than this (square
+                                  root of the area, in pixels of the base input): the small ones
+                                  that the base pass sees on too few feature cells */
 
     int32_t num_classes;       /* K, without background */
     int64_t *category_ids;     /* [K] COCO category id of class k; owned */
@@ -120,6 +126,9 @@ int det_model_config_to_json(const det_model_config *c, char **text);
  * det_model_config_free); `name` opens messages. ND_ERR_FORMAT naming the key on a missing or
  * mistyped field; then validated. */
 int det_model_config_from_json(const char *text, const char *name, det_model_config *c);
+/* "512,640" -> c->test_sizes (not validated here); "none" clears them. ND_ERR_INVALID naming
+ * the text on a bad list. */
+int det_model_config_parse_test_sizes(det_model_config *c, const char *list);
 /* Class index of a COCO category id, or -1. */
 int32_t det_model_config_class_of(const det_model_config *c, int64_t category_id);
 
@@ -145,7 +154,8 @@ int det_model_save(const det_model *m, const char *path, const nn_meta *extra, u
  * nn_meta_free). ND_ERR_IO / ND_ERR_FORMAT naming the file when it is not a detector model. */
 int det_model_load(const char *path, det_model **out, nn_meta *meta);
 /* Load the same model's weights (and optimizer moments) from `path` into m, for --resume.
- * The file's config must equal m's. meta as above. */
+ * The file's config must equal m's apart from the test-time settings (test proposal counts,
+ * detection thresholds, test sizes), which keep m's. meta as above. */
 int det_model_load_weights(det_model *m, const char *path, nn_meta *meta);
 /* Initialise the backbone from a classification checkpoint of `nasdet train` (tensors whose
  * names match the backbone's; classifier and aux-head tensors are skipped). *n_loaded receives
@@ -192,6 +202,14 @@ void det_detections_free(det_detections *d);        /* frees the arrays, zeroes;
  * valid area. The ctx is reset here and used without gradients in evaluation mode (its
  * previous modes are restored). ND_ERR_NUMERIC on NaN scores, ND_ERR_NOMEM. */
 int det_model_detect(det_model *m, nn_ctx *ctx, const det_batch *b, det_detections *out);
+
+/* One image, in its own pixels: the batch path at the model's input size, plus one pass per
+ * cfg.test_sizes whose detections smaller than cfg.test_small are added; then per-class NMS
+ * (cfg.detect.nms_thresh) over all passes and the best cfg.detect.max_dets. Boxes are clipped
+ * to the image. `c` may be NULL (the model's config) or another config of the same model whose
+ * test fields (sizes, small, detect) override the model's. */
+int det_model_detect_image(det_model *m, nn_ctx *ctx, const det_model_config *c, const uint8_t *rgb,
+                           int32_t width, int32_t height, int32_t channels, det_detections *out);
 
 /* Prepare one RGB (or gray, converted) image as the model's input, as the training loader
  * does (resize keeping the aspect ratio with min/max size, normalise to [-1, 1], pad to the

@@ -109,21 +109,37 @@ int det_model_load(const char *path, det_model **out, nn_meta *meta_out) {
     return ND_OK;
 }
 
+/* The file's config with m's test-time settings (test proposals, detection thresholds, test
+ * sizes), which do not change what the weights mean, as JSON. */
+static int file_config_as_trained(const det_model *m, const char *text, const char *path, char **json) {
+    det_model_config f;
+    int rc = det_model_config_from_json(text, path, &f);
+    if (rc) return rc;
+    f.prop_test = m->cfg.prop_test;
+    f.detect = m->cfg.detect;
+    f.n_test_sizes = m->cfg.n_test_sizes, f.test_small = m->cfg.test_small;
+    memcpy(f.test_sizes, m->cfg.test_sizes, sizeof f.test_sizes);
+    rc = det_model_config_to_json(&f, json);
+    det_model_config_free(&f);
+    return rc;
+}
+
 int det_model_load_weights(det_model *m, const char *path, nn_meta *meta_out) {
     nn_meta meta;
     int rc = read_meta(path, &meta);
     if (rc) return rc;
     const char *text = nn_meta_get(&meta, CONFIG_KEY);
-    char *mine = NULL;
+    char *mine = NULL, *theirs = NULL;
     if (!text) {
         rc = nd_fail(ND_ERR_FORMAT, "%s: not a detector checkpoint (no \"%s\" metadata)", path, CONFIG_KEY);
-    } else if ((rc = det_model_config_to_json(&m->cfg, &mine)) == 0 && strcmp(mine, text) != 0) {
+    } else if ((rc = det_model_config_to_json(&m->cfg, &mine)) == 0 &&
+               (rc = file_config_as_trained(m, text, path, &theirs)) == 0 && strcmp(mine, theirs) != 0) {
         rc = nd_fail(ND_ERR_INVALID,
                      "%s: the checkpoint's detector config differs from this run's (resume with the "
                      "same options)",
                      path);
     }
-    free(mine);
+    free(mine), free(theirs);
     if (rc == 0) rc = nn_checkpoint_load(path, m->ps, NULL, 0);
     if (rc == 0 && meta_out) *meta_out = meta;
     else nn_meta_free(&meta);

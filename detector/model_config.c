@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/args.h"
 #include "common/status.h"
 
 static const char *const layout_names[] = {"c4", "nasnet"};
@@ -180,6 +181,14 @@ int det_model_config_validate(const det_model_config *c) {
                   (i == 0 || c->roi_fuse[i] > c->roi_fuse[i - 1]),
               "roi fuse strides must be 16 or 32, ascending and above the feature stride %g, got %d",
               (double)c->anchors.stride_x, c->roi_fuse[i]);
+    CHECK(c->n_test_sizes >= 0 && c->n_test_sizes <= DET_MAX_TEST_SIZES, "at most %d test sizes",
+          DET_MAX_TEST_SIZES);
+    for (int i = 0; i < c->n_test_sizes; i++)
+        CHECK(c->test_sizes[i] > (i ? c->test_sizes[i - 1] : c->min_size) && c->test_sizes[i] <= 8192,
+              "test sizes must be ascending, above min_size %d and at most 8192, got %d", c->min_size,
+              c->test_sizes[i]);
+    CHECK(c->n_test_sizes == 0 || (isfinite(c->test_small) && c->test_small > 0),
+          "test_small must be > 0 with test sizes");
     CHECK(c->rpn_beta >= 0 && c->roi_beta >= 0, "smooth-L1 beta must be >= 0");
     CHECK(c->detect.score_thresh >= 0 && c->detect.score_thresh < 1 && c->detect.nms_thresh > 0 &&
               c->detect.nms_thresh <= 1 && c->detect.max_dets >= 1 && c->detect.max_dets <= 100000,
@@ -187,4 +196,27 @@ int det_model_config_validate(const det_model_config *c) {
     CHECK(c->num_classes >= 1 && c->category_ids && c->class_names,
           "no classes (the class table comes from the training set's categories)");
     return ND_OK;
+}
+
+int det_model_config_parse_test_sizes(det_model_config *c, const char *list) {
+    if (strcmp(list, "none") == 0) {
+        c->n_test_sizes = 0;
+        return ND_OK;
+    }
+    double *v = NULL;
+    int n = 0;
+    if (nd_parse_double_list(list, &v, &n) || n < 1 || n > DET_MAX_TEST_SIZES) {
+        free(v);
+        return nd_fail(ND_ERR_INVALID, "test sizes \"%s\": expected 1 to %d sizes in pixels, or none", list,
+                       DET_MAX_TEST_SIZES);
+    }
+    int rc = ND_OK;
+    for (int i = 0; i < n; i++) {
+        if (v[i] != floor(v[i]) || v[i] < 1 || v[i] > 8192)
+            rc = nd_fail(ND_ERR_INVALID, "test sizes \"%s\": %g is not a size in pixels", list, v[i]);
+        c->test_sizes[i] = (int32_t)v[i];
+    }
+    c->n_test_sizes = rc ? 0 : n;
+    free(v);
+    return rc;
 }

@@ -101,6 +101,12 @@ int det_model_config_to_json(const det_model_config *c, char **text) {
 
     const det_detect_params *d = &c->detect;
     cJSON *de = cJSON_AddObjectToObject(o, "detect");
+    if (c->n_test_sizes > 0) { /* written only when used: older models stay byte-identical */
+        float sizes[DET_MAX_TEST_SIZES];
+        for (int i = 0; i < c->n_test_sizes; i++) sizes[i] = (float)c->test_sizes[i];
+        cJSON_AddItemToObject(de, "test_sizes", num_array(sizes, c->n_test_sizes));
+        cJSON_AddNumberToObject(de, "test_small", (double)c->test_small);
+    }
     cJSON_AddNumberToObject(de, "score_thresh", (double)d->score_thresh);
     cJSON_AddNumberToObject(de, "nms", (double)d->nms_thresh);
     cJSON_AddNumberToObject(de, "max_dets", (double)d->max_dets);
@@ -204,6 +210,20 @@ static int nums(reader *r, const cJSON *obj, const char *path, const char *key, 
     return n;
 }
 
+/* An optional array of up to `max` integers (keys newer than some model files): the count, 0
+ * when absent. */
+static int optional_ints(reader *r, const cJSON *obj, const char *path, const char *key, int32_t *out, int max) {
+    if (!obj || !cJSON_GetObjectItemCaseSensitive(obj, key)) return 0;
+    float v[8] = {0};
+    int n = nums(r, obj, path, key, v, 0, max < 8 ? max : 8);
+    for (int i = 0; i < n; i++) {
+        out[i] = (int32_t)v[i];
+        if (r->rc == 0 && (float)out[i] != v[i])
+            r->rc = nd_fail(ND_ERR_FORMAT, "%s: detector config: %s%s[%d]: expected an integer", r->name, path, key, i);
+    }
+    return n;
+}
+
 static void read_coder(reader *r, const cJSON *o, const char *path, det_box_coder *c) {
     float v[5] = {0};
     nums(r, o, path, "coder", v, 5, 5);
@@ -293,15 +313,7 @@ int det_model_config_from_json(const char *text, const char *name, det_model_con
     const cJSON *roi = get(&r, o, "", "roi");
     c->roi_size = int32(&r, roi, "roi.", "size");
     c->head_dim = int32(&r, roi, "roi.", "head_dim");
-    if (roi && cJSON_GetObjectItemCaseSensitive(roi, "fuse")) { /* optional: absent in older models */
-        float fuse[DET_MAX_ROI_FUSE] = {0};
-        c->n_roi_fuse = nums(&r, roi, "roi.", "fuse", fuse, 0, DET_MAX_ROI_FUSE);
-        for (int i = 0; i < c->n_roi_fuse; i++) {
-            c->roi_fuse[i] = (int32_t)fuse[i];
-            if (r.rc == 0 && (float)c->roi_fuse[i] != fuse[i])
-                r.rc = nd_fail(ND_ERR_FORMAT, "%s: detector config: roi.fuse[%d]: expected an integer", name, i);
-        }
-    }
+    c->n_roi_fuse = optional_ints(&r, roi, "roi.", "fuse", c->roi_fuse, DET_MAX_ROI_FUSE);
     read_match(&r, get(&r, roi, "roi.", "match"), "roi.match.", &c->roi_match);
     c->roi_batch = int64(&r, roi, "roi.", "batch");
     c->roi_pos_fraction = (float)num(&r, roi, "roi.", "pos_fraction");
@@ -311,6 +323,8 @@ int det_model_config_from_json(const char *text, const char *name, det_model_con
     c->detect.score_thresh = (float)num(&r, de, "detect.", "score_thresh");
     c->detect.nms_thresh = (float)num(&r, de, "detect.", "nms");
     c->detect.max_dets = int64(&r, de, "detect.", "max_dets");
+    c->n_test_sizes = optional_ints(&r, de, "detect.", "test_sizes", c->test_sizes, DET_MAX_TEST_SIZES);
+    if (c->n_test_sizes > 0) c->test_small = (float)num(&r, de, "detect.", "test_small");
     c->detect.min_size = (float)num(&r, de, "detect.", "min_size");
     read_coder(&r, de, "detect.", &c->detect.coder);
 

@@ -140,6 +140,11 @@ Test(frcnn_cli, train_resume_detect_eval, .timeout = 240) {
     cr_expect_eq(tu_run_cli(cmd, &out), 0, "%s", out);
     cr_expect(strstr(out, "Average Precision"), "%s", out);
     free(out);
+    /* an extra test size: said on stderr, and still a valid run */
+    snprintf(cmd, sizeof cmd, "detect --model %s/a/model.safetensors --test-sizes 96 --test-small 20 %s/d/val", t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "objects under 20 px also 96") && strstr(out, "detect: 3 images"), "%s", out);
+    free(out);
     tu_rmtree(t);
     free(t);
 }
@@ -197,6 +202,15 @@ Test(frcnn_cli, detect_skips_unreadable_and_reports_errors, .timeout = 60) {
     free(out);
     snprintf(cmd, sizeof cmd, "detect --model %s/d/annotations/instances_val.json %s/d/val", t, t);
     cr_expect_eq(tu_run_cli(cmd, &out), 1, "%s", out);
+    free(out);
+    /* test sizes: a list of sizes above the model's input size (64) */
+    snprintf(cmd, sizeof cmd, "detect --model %s/m.safetensors --test-sizes 96,x %s/d/val", t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
+    cr_expect(strstr(out, "--test-sizes"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "detect --model %s/m.safetensors --test-sizes 32 %s/d/val", t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
+    cr_expect(strstr(out, "above min_size"), "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "detect --model %s/m.safetensors %s/d/train/broken.jpg", t, t);
     cr_expect_eq(tu_run_cli(cmd, &out), 1, "%s", out);

@@ -526,3 +526,126 @@ Test(frcnn_model, c4_roi_fuse_of_deeper_cells, .timeout = 120) {
     det_model_free(m), det_model_free(p);
     det_model_config_free(&c), det_model_config_free(&plain);
 }
+
+/* ---- test-time sizes ----------------------------------------------------------------------- */
+
+static float box_iou(const float *a, const float *b) {
+    float ix = fminf(a[2], b[2]) - fmaxf(a[0], b[0]), iy = fminf(a[3], b[3]) - fmaxf(a[1], b[1]);
+    float inter = ix > 0 && iy > 0 ? ix * iy : 0;
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter);
+}
+
+Test(frcnn_model, test_sizes_config_and_merge, .timeout = 120) {
+    det_model_config c;
+    tiny_config(&c);
+    c.detect.score_thresh = 0.01f;
+    /* config: parsed, validated, kept by the JSON, absent in older files */
+    cr_expect_eq(det_model_config_parse_test_sizes(&c, "96,abc"), ND_ERR_INVALID);
+    cr_assert_eq(det_model_config_parse_test_sizes(&c, "96,128"), 0, "%s", nd_last_error());
+    c.test_small = 20;
+    cr_assert_eq(det_model_config_validate(&c), 0, "%s", nd_last_error());
+    char *js = NULL;
+    det_model_config d;
+    cr_assert_eq(det_model_config_to_json(&c, &js), 0);
+    cr_assert_eq(det_model_config_from_json(js, "x", &d), 0, "%s", nd_last_error());
+    cr_expect(d.n_test_sizes == 2 && d.test_sizes[1] == 128 && d.test_small == 20.0f);
+    det_model_config_free(&d);
+    free(js);
+    c.test_sizes[1] = 90;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "descending");
+    c.test_sizes[0] = 48, c.n_test_sizes = 1;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "below min_size");
+    c.test_sizes[0] = 96, c.test_small = 0;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "no size limit");
+    cr_assert_eq(det_model_config_parse_test_sizes(&c, "none"), 0);
+    cr_expect_eq(c.n_test_sizes, 0);
+    cr_assert_eq(det_model_config_to_json(&c, &js), 0);
+    cr_expect_null(strstr(js, "test_sizes"), "written only when used");
+    free(js);
+
+    toy t;
+    make_toy(&t);
+    det_model *m;
+    cr_assert_eq(det_model_new(&c, 4, &m), 0);
+    double first;
+    det_losses l;
+    train(m, &t, 40, &first, &l);
+    uint8_t rgb[64 * 64 * 3];
+    for (int y = 0; y < 64; y++)
+        for (int x = 0; x < 64; x++)
+            for (int ch = 0; ch < 3; ch++)
+                rgb[(y * 64 + x) * 3 + ch] = (uint8_t)lroundf((t.img[(ch * 64 + y) * 64 + x] + 1.0f) * 127.5f);
+    nn_ctx *ctx = nn_ctx_new();
+    /* one size: the batch path on the prepared image */
+    det_detections base, batch[1], merged, none;
+    cr_assert_eq(det_model_detect_image(m, ctx, NULL, rgb, 64, 64, 3, &base), 0, "%s", nd_last_error());
+    float *data;
+    int32_t h, w, vh, vw;
+    float scale;
+    cr_assert_eq(det_model_prepare_image(&c, rgb, 64, 64, 3, &data, &h, &w, &vh, &vw, &scale), 0);
+    int64_t f0[2] = {0, 0};
+    det_batch b = {1, h, w, data, &vh, &vw, f0, NULL, NULL, NULL};
+    cr_assert_eq(det_model_detect(m, ctx, &b, batch), 0);
+    free(data);
+    cr_assert(base.n >= 2 && base.n == batch[0].n, "%lld vs %lld", (long long)base.n, (long long)batch[0].n);
+    cr_expect_arr_eq(base.boxes, batch[0].boxes, (size_t)base.n * 4 * sizeof(float));
+    /* an extra size whose objects are all over the limit adds nothing */
+    det_model_config o = c; /* shallow: test fields only */
+    o.n_test_sizes = 1, o.test_sizes[0] = 96, o.test_small = 1e-3f;
+    cr_assert_eq(det_model_detect_image(m, ctx, &o, rgb, 64, 64, 3, &none), 0, "%s", nd_last_error());
+    cr_assert_eq(none.n, base.n);
+    cr_expect_arr_eq(none.boxes, base.boxes, (size_t)base.n * 4 * sizeof(float));
+    cr_expect_arr_eq(none.scores, base.scores, (size_t)base.n * sizeof(float));
+    /* everything kept: the per-class NMS of both passes, best first; each base detection is kept
+     * or suppressed by a kept one of its class scoring at least as high */
+    o.test_small = 1e6f;
+    cr_assert_eq(det_model_detect_image(m, ctx, &o, rgb, 64, 64, 3, &merged), 0, "%s", nd_last_error());
+    cr_assert(merged.n >= 1 && merged.n <= c.detect.max_dets);
+    for (int64_t j = 1; j < merged.n; j++) cr_expect_geq(merged.scores[j - 1], merged.scores[j]);
+    for (int64_t j = 0; j < merged.n; j++) {
+        const float *q = merged.boxes + 4 * j;
+        cr_expect(q[0] >= 0 && q[1] >= 0 && q[2] <= 64 && q[3] <= 64, "box %lld outside the image", (long long)j);
+    }
+    int64_t from_extra = 0;
+    for (int64_t j = 0; j < merged.n; j++) {
+        int in_base = 0;
+        for (int64_t k = 0; k < base.n; k++)
+            in_base |= !memcmp(merged.boxes + 4 * j, base.boxes + 4 * k, 4 * sizeof(float));
+        from_extra += !in_base;
+    }
+    cr_expect(from_extra > 0, "the 96-px pass contributed no box");
+    for (int64_t k = 0; k < base.n; k++) {
+        int covered = 0;
+        for (int64_t j = 0; j < merged.n && !covered; j++)
+            covered = merged.classes[j] == base.classes[k] && merged.scores[j] >= base.scores[k] &&
+                      (box_iou(merged.boxes + 4 * j, base.boxes + 4 * k) > c.detect.nms_thresh ||
+                       !memcmp(merged.boxes + 4 * j, base.boxes + 4 * k, 4 * sizeof(float)));
+        cr_expect(covered, "base detection %lld neither kept nor suppressed", (long long)k);
+    }
+    o.test_sizes[0] = 32;
+    cr_expect_eq(det_model_detect_image(m, ctx, &o, rgb, 64, 64, 3, &none), ND_ERR_INVALID, "size below min_size");
+    det_detections_free(&base), det_detections_free(&batch[0]), det_detections_free(&merged),
+        det_detections_free(&none);
+
+    /* a warm start ignores test-time settings, not the architecture */
+    char *dir = tu_tmpdir(), path[512];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    cr_assert_eq(det_model_save(m, path, NULL, 0), 0, "%s", nd_last_error());
+    det_model_config c2;
+    cr_assert_eq(det_model_config_copy(&c2, &c), 0);
+    c2.n_test_sizes = 1, c2.test_sizes[0] = 80, c2.test_small = 9, c2.detect.score_thresh = 0.2f;
+    det_model *m2;
+    cr_assert_eq(det_model_new(&c2, 1, &m2), 0);
+    cr_expect_eq(det_model_load_weights(m2, path, NULL), 0, "%s", nd_last_error());
+    det_model_free(m2);
+    c2.head_dim = 16;
+    cr_assert_eq(det_model_new(&c2, 1, &m2), 0);
+    cr_expect_eq(det_model_load_weights(m2, path, NULL), ND_ERR_INVALID);
+    det_model_free(m2);
+    det_model_config_free(&c2);
+    tu_rmtree(dir);
+    free(dir);
+    nn_ctx_free(ctx);
+    det_model_free(m);
+    det_model_config_free(&c);
+}
