@@ -11,9 +11,7 @@
 
 #include "common/status.h"
 
-/* One pass at input short side `size` (long side capped at max_size scaled alike); boxes in
- * image pixels, clipped. Appends to the growing arrays *boxes, *scores, *classes (count *n,
- * capacity *cap); keep_below > 0 keeps only boxes with sqrt(area) * base_scale < keep_below. */
+/* The detections of all passes so far, in image pixels (growing arrays). */
 typedef struct pass_out {
     float *boxes, *scores;
     int32_t *classes;
@@ -34,6 +32,9 @@ static int grow(pass_out *o, int64_t need) {
     return ND_OK;
 }
 
+/* One pass at input short side `size` (long side capped at max_size scaled alike), appended to
+ * o with boxes in image pixels, clipped. keep_below 0: the base pass, which sets *base_scale
+ * (input / image); keep_below > 0: only boxes with sqrt(area) * *base_scale < keep_below. */
 static int run_pass(det_model *m, nn_ctx *ctx, const det_model_config *c, int32_t size, const uint8_t *rgb,
                     int32_t width, int32_t height, int32_t channels, float keep_below, float *base_scale,
                     pass_out *o) {
