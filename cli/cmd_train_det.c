@@ -27,46 +27,46 @@ static int parse_source(const char *opt, const char *spec, char **ann, char **di
     return (*ann && *dir) ? ND_OK : nd_fail(ND_ERR_NOMEM, "out of memory");
 }
 
+/* A comma list of 1 to `max` numbers (whole numbers when `integers`) into out; the count, or a
+ * negative status naming `opt`. */
+static int parse_list(const char *opt, const char *text, int max, int integers, double *out) {
+    double *v = NULL;
+    int n = 0, rc = nd_parse_double_list(text, &v, &n);
+    if (rc) return nd_fail_context(rc, "%s", opt);
+    if (n < 1 || n > max) rc = nd_fail(ND_ERR_INVALID, "%s: 1 to %d values, got %d", opt, max, n);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (integers && v[i] != floor(v[i]))
+            rc = nd_fail(ND_ERR_INVALID, "%s: %g is not a whole number", opt, v[i]);
+        out[i] = v[i];
+    }
+    free(v);
+    return rc ? rc : n;
+}
+
 /* Anchor sizes in pixels -> scales of the 256-px base. */
 static int set_anchors(det_anchor_params *a, const char *sizes, const char *ratios) {
-    double *v = NULL;
-    int n = 0, rc;
+    double v[DET_ANCHOR_MAX_SCALES > DET_ANCHOR_MAX_RATIOS ? DET_ANCHOR_MAX_SCALES : DET_ANCHOR_MAX_RATIOS];
+    int n;
     if (sizes) {
-        if ((rc = nd_parse_double_list(sizes, &v, &n))) return nd_fail_context(rc, "--anchor-sizes");
-        if (n < 1 || n > DET_ANCHOR_MAX_SCALES) {
-            free(v);
-            return nd_fail(ND_ERR_INVALID, "--anchor-sizes: 1 to %d sizes", DET_ANCHOR_MAX_SCALES);
-        }
+        if ((n = parse_list("--anchor-sizes", sizes, DET_ANCHOR_MAX_SCALES, 0, v)) < 0) return n;
         for (int i = 0; i < n; i++) a->scales[i] = (float)(v[i] / a->base_h);
         a->n_scales = n;
-        free(v);
     }
     if (ratios) {
-        if ((rc = nd_parse_double_list(ratios, &v, &n))) return nd_fail_context(rc, "--anchor-ratios");
-        if (n < 1 || n > DET_ANCHOR_MAX_RATIOS) {
-            free(v);
-            return nd_fail(ND_ERR_INVALID, "--anchor-ratios: 1 to %d ratios", DET_ANCHOR_MAX_RATIOS);
-        }
+        if ((n = parse_list("--anchor-ratios", ratios, DET_ANCHOR_MAX_RATIOS, 0, v)) < 0) return n;
         for (int i = 0; i < n; i++) a->ratios[i] = (float)v[i];
         a->n_ratios = n;
-        free(v);
     }
     return ND_OK;
 }
 
 /* --roi-fuse 16,32 -> the config's fused strides (the config check validates them). */
 static int set_roi_fuse(det_model_config *c, const char *list) {
-    double *v = NULL;
-    int n = 0, rc;
-    if (!list) return ND_OK;
-    if ((rc = nd_parse_double_list(list, &v, &n))) return nd_fail_context(rc, "--roi-fuse");
-    if (n > DET_MAX_ROI_FUSE) {
-        free(v);
-        return nd_fail(ND_ERR_INVALID, "--roi-fuse: at most %d strides", DET_MAX_ROI_FUSE);
-    }
+    double v[DET_MAX_ROI_FUSE];
+    int n = list ? parse_list("--roi-fuse", list, DET_MAX_ROI_FUSE, 1, v) : 0;
+    if (n < 0) return n;
     for (int i = 0; i < n; i++) c->roi_fuse[i] = (int32_t)v[i];
     c->n_roi_fuse = n;
-    free(v);
     return ND_OK;
 }
 

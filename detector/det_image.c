@@ -48,7 +48,7 @@ static int run_pass(det_model *m, nn_ctx *ctx, const det_model_config *c, int32_
     det_detections d = {0};
     int64_t first[2] = {0, 0};
     det_batch b = {1, h, w, data, &vh, &vw, first, NULL, NULL, NULL};
-    rc = det_model_detect(m, ctx, &b, &d);
+    rc = det_detect_with(m, ctx, &b, &c->detect, &d);
     free(data);
     if (rc == 0) rc = grow(o, d.n);
     if (keep_below <= 0) *base_scale = scale;
@@ -78,15 +78,11 @@ int det_model_detect_image(det_model *m, nn_ctx *ctx, const det_model_config *c,
     memcpy(use.test_sizes, c->test_sizes, sizeof use.test_sizes);
     int rc = det_model_config_validate(&use);
     if (rc) return rc;
-    /* det_model_detect reads the score threshold, NMS and max_dets from the model's config */
-    det_detect_params saved = m->cfg.detect;
-    m->cfg.detect = use.detect;
     pass_out o = {0};
     float base_scale = 1;
     rc = run_pass(m, ctx, &use, use.min_size, rgb, width, height, channels, 0, &base_scale, &o);
     for (int i = 0; i < use.n_test_sizes && rc == 0; i++)
         rc = run_pass(m, ctx, &use, use.test_sizes[i], rgb, width, height, channels, use.test_small, &base_scale, &o);
-    m->cfg.detect = saved;
     int64_t *idx = NULL, *keep = NULL, nk = 0;
     if (rc == 0 && use.n_test_sizes == 0) { /* one pass: already NMS'ed and sorted */
         out->boxes = o.boxes, out->scores = o.scores, out->classes = o.classes, out->n = o.n;

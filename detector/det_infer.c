@@ -57,13 +57,18 @@ int det_model_prepare_image(const det_model_config *c, const uint8_t *rgb, int32
 }
 
 int det_model_detect(det_model *m, nn_ctx *ctx, const det_batch *b, det_detections *out) {
+    return det_detect_with(m, ctx, b, &m->cfg.detect, out);
+}
+
+int det_detect_with(det_model *m, nn_ctx *ctx, const det_batch *b, const det_detect_params *dp,
+                    det_detections *out) {
     for (int32_t i = 0; i < b->n; i++) memset(&out[i], 0, sizeof out[i]);
     if (b->n < 1 || b->height % 16 || b->width % 16 || b->height < 16 || b->width < 16)
         return nd_fail(ND_ERR_INVALID, "detector input: need n >= 1 and height, width multiples of 16");
     nn_ctx_reset(ctx);
     int old_grad = nn_ctx_set_grad(ctx, 0), old_train = nn_ctx_set_training(ctx, 0);
     const det_model_config *c = &m->cfg;
-    const int64_t k1 = c->num_classes + 1, cap = c->prop_test.post_nms_top_n, md = c->detect.max_dets;
+    const int64_t k1 = c->num_classes + 1, cap = c->prop_test.post_nms_top_n, md = dp->max_dets;
     nn_tensor *x = nn_tensor_from(ctx, 4, NN_SHAPE(b->n, 3, b->height, b->width), b->images);
     det_features f;
     nn_tensor *logits, *deltas;
@@ -104,7 +109,7 @@ int det_model_detect(det_model *m, nn_ctx *ctx, const det_batch *b, det_detectio
         int64_t cnt = 0;
         if (np[i] > 0) {
             rc = det_detect_postprocess(props + (size_t)(i * cap) * 4, cls->data + off * k1, del->data + off * 4 * k1,
-                                        np[i], k1, (float)b->valid_w[i], (float)b->valid_h[i], &c->detect, ob, os,
+                                        np[i], k1, (float)b->valid_w[i], (float)b->valid_h[i], dp, ob, os,
                                         ol, &cnt);
             if (rc) break;
         }

@@ -73,6 +73,10 @@ int det_roi_head_loss(det_model *m, nn_ctx *ctx, const det_batch *b, const det_f
                       const int64_t *n_props, nd_rng *rng, nn_tensor **loss_cls,
                       nn_tensor **loss_box, det_losses *out);
 
+/* det_model_detect with other final-detection settings (score threshold, NMS, max_dets). */
+int det_detect_with(det_model *m, nn_ctx *ctx, const det_batch *b, const det_detect_params *dp,
+                    det_detections *out);
+
 /* Ground truth of image i that can be matched: boxes [*m, 4] and crowd flags [*m], copied into
  * caller arrays of capacity box_first[i+1] - box_first[i]; boxes of (nearly) zero size are
  * dropped (they would match everything with IoU 0, see det_match_quality). class_of (may be

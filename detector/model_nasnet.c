@@ -26,10 +26,19 @@ struct det_nasnet {
     int64_t cur_c, prev_c, head_c;
 };
 
-/* The last cell at `stride` (the one before the next reduction, or the net's last cell). */
-static int last_cell_at(const det_nasnet *d, int stride) {
+/* The last cell at `stride` (8, 16: the one before the 1st or 2nd reduction; 32: the net's last
+ * cell), checked to have that stride; its index and width. */
+static int cell_at_stride(const det_nasnet *d, int stride, int *cell, int64_t *channels) {
     int r = stride == 8 ? 0 : stride == 16 ? 1 : -1;
-    return r >= 0 ? nas_net_reduction_cell(d->net, r) - 1 : nas_net_num_cells(d->net) - 1;
+    *cell = r >= 0 ? nas_net_reduction_cell(d->net, r) - 1 : nas_net_num_cells(d->net) - 1;
+    nas_cell_info ci;
+    if (*cell < 0 || nas_net_cell_info(d->net, *cell, &ci))
+        return nd_fail(ND_ERR_INVALID, "detector backbone: no cell at stride %d", stride);
+    if (ci.stride != stride)
+        return nd_fail(ND_ERR_INVALID, "detector backbone: cell %s has stride %d, %d expected", ci.name, ci.stride,
+                       stride);
+    *channels = ci.channels;
+    return ND_OK;
 }
 
 static int net_config(const det_model_config *c, nas_net_config *n) {
@@ -61,32 +70,20 @@ int det_nasnet_build(det_model *m, nd_rng *rng) {
     m->nas = d;
     if ((rc = nas_net_new(&nc, m->ps, NULL, nd_rng_u64(rng), &d->net))) return rc;
     d->split = nas_net_reduction_cell(d->net, 1);
-    nas_cell_info ci;
     if (d->split < 2) return nd_fail(ND_ERR_INVALID, "detector backbone: no second reduction cell");
-    nas_net_cell_info(d->net, d->split - 1, &ci);
-    d->cur_c = ci.channels;
-    if (ci.stride != 16)
-        return nd_fail(ND_ERR_INVALID, "detector backbone: cell %s has stride %d, 16 expected", ci.name, ci.stride);
+    if ((rc = cell_at_stride(d, 16, &d->feat_cell, &d->cur_c))) return rc;
+    nas_cell_info ci;
     nas_net_cell_info(d->net, d->split - 2, &ci);
     d->prev_c = ci.channels;
-    d->feat_cell = d->split - 1;
-    if (m->cfg.layout == DET_LAYOUT_C4 && m->cfg.anchors.stride_x == 8.0f) {
-        /* stride 8: stop before the first reduction; the later cells stay unused */
-        d->feat_cell = nas_net_reduction_cell(d->net, 0) - 1;
-        if (d->feat_cell < 0) return nd_fail(ND_ERR_INVALID, "detector backbone: no cell before the first reduction");
-        nas_net_cell_info(d->net, d->feat_cell, &ci);
-        if (ci.stride != 8)
-            return nd_fail(ND_ERR_INVALID, "detector backbone: cell %s has stride %d, 8 expected", ci.name, ci.stride);
-        d->cur_c = ci.channels;
-    }
+    /* c4 at stride 8: stop before the first reduction; the later cells stay unused (unless fused) */
+    if (m->cfg.layout == DET_LAYOUT_C4 && m->cfg.anchors.stride_x == 8.0f &&
+        (rc = cell_at_stride(d, 8, &d->feat_cell, &d->cur_c)))
+        return rc;
     d->last_cell = m->cfg.layout == DET_LAYOUT_C4 ? d->feat_cell : d->split - 1;
     for (int i = 0; i < m->cfg.n_roi_fuse; i++) {
-        d->fuse_cell[i] = last_cell_at(d, m->cfg.roi_fuse[i]);
-        nas_net_cell_info(d->net, d->fuse_cell[i], &ci);
-        if (ci.stride != m->cfg.roi_fuse[i])
-            return nd_fail(ND_ERR_INVALID, "detector backbone: cell %s has stride %d, %d expected", ci.name, ci.stride,
-                           m->cfg.roi_fuse[i]);
-        m->fuse_channels[i] = (int32_t)ci.channels;
+        int64_t ch;
+        if ((rc = cell_at_stride(d, m->cfg.roi_fuse[i], &d->fuse_cell[i], &ch))) return rc;
+        m->fuse_channels[i] = (int32_t)ch;
         if (d->fuse_cell[i] > d->last_cell) d->last_cell = d->fuse_cell[i];
     }
     nas_net_cell_info(d->net, nas_net_num_cells(d->net) - 1, &ci);

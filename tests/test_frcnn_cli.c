@@ -232,6 +232,13 @@ Test(frcnn_cli, detect_skips_unreadable_and_reports_errors, .timeout = 60) {
              t, t, t);
     cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
     free(out);
+    /* roi fuse: whole strides only */
+    snprintf(cmd, sizeof cmd,
+             "train-det --train coco:%s/d/annotations/instances_train.json:%s/d/train --arch convnet --roi-fuse 16.5 --out %s/r",
+             t, t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
+    cr_expect(strstr(out, "--roi-fuse: 16.5 is not a whole number"), "%s", out);
+    free(out);
     /* feature stride: 8 or 16 only */
     snprintf(cmd, sizeof cmd,
              "train-det --train coco:%s/d/annotations/instances_train.json:%s/d/train --arch convnet --feature-stride 4 --out %s/r",
