@@ -43,6 +43,22 @@ static int parse_list(const char *opt, const char *text, int max, int integers, 
     return rc ? rc : n;
 }
 
+/* --train-sizes 320,512 -> the short sides drawn per batch; the long side follows (max_size
+ * scaled alike), which the loader bounds. */
+static int set_train_sizes(det_train_opts *o, const det_model_config *c, const char *list) {
+    double v[DET_MAX_TRAIN_SIZES];
+    int n = parse_list("--train-sizes", list, DET_MAX_TRAIN_SIZES, 1, v);
+    if (n < 0) return n;
+    for (int i = 0; i < n; i++) {
+        if (v[i] < 16 || (double)c->max_size * v[i] / c->min_size > 8192)
+            return nd_fail(ND_ERR_INVALID, "--train-sizes: %g is out of range (16 to %d for min/max size %d/%d)", v[i],
+                           8192 * c->min_size / c->max_size, c->min_size, c->max_size);
+        o->train_sizes[i] = (int32_t)v[i];
+    }
+    o->n_train_sizes = n;
+    return ND_OK;
+}
+
 /* Anchor sizes in pixels -> scales of the 256-px base. */
 static int set_anchors(det_anchor_params *a, const char *sizes, const char *ratios) {
     double v[DET_ANCHOR_MAX_SCALES > DET_ANCHOR_MAX_RATIOS ? DET_ANCHOR_MAX_SCALES : DET_ANCHOR_MAX_RATIOS];
@@ -82,6 +98,7 @@ int cli_cmd_train_det(int argc, char **argv) {
 static int train_det_main(int argc, char **argv) {
     const char *train = NULL, *val = NULL, *backbone = NULL, *arch = NULL, *genotype = NULL, *out = NULL;
     const char *layout = "c4", *anchor_sizes = NULL, *anchor_ratios = NULL, *roi_fuse = NULL, *test_sizes = NULL;
+    const char *train_sizes = NULL;
     double test_small = 0;
     int64_t feat_stride = 16;
     int64_t N = 0, F = 0, stem = 0, conv_width = 32, min_size = 800, max_size = 1333, rpn_channels = 0;
@@ -104,6 +121,9 @@ static int train_det_main(int argc, char **argv) {
         {"conv-width", ND_OPT_INT, &conv_width, "convnet backbone: first stage width", NULL, NULL},
         {"min-size", ND_OPT_INT, &min_size, "resize the short side to this", NULL, "PX"},
         {"max-size", ND_OPT_INT, &max_size, "... unless the long side exceeds this", NULL, "PX"},
+        {"train-sizes", ND_OPT_STRING, &train_sizes,
+         "multi-scale training: each batch's short side drawn from LIST (max size scaled alike; default: min size)",
+         NULL, "LIST"},
         {"anchor-sizes", ND_OPT_STRING, &anchor_sizes, "anchor sizes in pixels (default 64,128,256,512)", NULL, "LIST"},
         {"anchor-ratios", ND_OPT_STRING, &anchor_ratios, "anchor width/height ratios (default 0.5,1,2)", NULL, "LIST"},
         {"feature-stride", ND_OPT_INT, &feat_stride, "16, or 8 (c4 on a NASNet: the last cell before the 1st reduction; small objects)", NULL, NULL},
@@ -312,6 +332,10 @@ static int train_det_main(int argc, char **argv) {
     o.log_every = (int32_t)(log_every > 0 ? log_every : 1);
     o.checkpoint_every = ckpt_every;
     o.adam = strcmp(optim, "adam") == 0;
+    if (train_sizes && (rc = set_train_sizes(&o, c, train_sizes))) {
+        exit_code = cli_error(cmd, CLI_EXIT_USAGE, "%s", nd_last_error());
+        goto done;
+    }
     o.progress = dist_rank() == 0 ? stdout : NULL;
     char rank_device[32];
     device = dist_pick_device(device, rank_device, sizeof rank_device); /* one GPU per rank under mpirun */

@@ -13,8 +13,23 @@
 
 static int32_t round_up(int32_t v, int32_t d) { return (v + d - 1) / d * d; }
 
-/* Decode and resize image `idx`; reports the scale. */
-static int load_resized(const coco_loader *l, int64_t idx, nd_image *out, float *scale) {
+/* The batch's short side and long-side limit: min_side / max_side, or under multi-scale
+ * training one of scale_sides drawn for this batch (its own stream: the per-image draws,
+ * such as the flip, stay what they are without it). */
+static void batch_sides(const coco_loader *l, int64_t epoch, int64_t first, int32_t *min_side, int32_t *max_side) {
+    const coco_det_opts *o = &l->det;
+    *min_side = o->min_side, *max_side = o->max_side;
+    if (o->n_scale_sides < 1) return;
+    nd_rng rng;
+    nd_rng_seed_stream(&rng, l->seed ^ 0x5CA1E5ull, (uint64_t)epoch * (uint64_t)l->nitems + (uint64_t)first);
+    *min_side = o->scale_sides[nd_rng_below(&rng, (uint64_t)o->n_scale_sides)];
+    *max_side = (int32_t)lround((double)o->max_side * *min_side / o->min_side);
+}
+
+/* Decode image `idx` and resize it: short side to min_side unless the long side would pass
+ * max_side; reports the scale. */
+static int load_resized(const coco_loader *l, int64_t idx, int32_t min_side, int32_t max_side, nd_image *out,
+                        float *scale) {
     const coco_image *im = &l->ds->images[idx];
     char *path = nd_path_join(l->image_dir, im->file_name);
     if (!path) return nd_fail(ND_ERR_NOMEM, "out of memory");
@@ -34,16 +49,15 @@ static int load_resized(const coco_loader *l, int64_t idx, nd_image *out, float 
         return rc;
     }
     free(path);
-    const coco_det_opts *o = &l->det;
     double shorter = img.width < img.height ? img.width : img.height;
     double longer = img.width < img.height ? img.height : img.width;
-    double s = o->min_side / shorter;
-    if (longer * s > o->max_side) s = o->max_side / longer;
+    double s = min_side / shorter;
+    if (longer * s > max_side) s = max_side / longer;
     int32_t w = (int32_t)lround(img.width * s), h = (int32_t)lround(img.height * s);
     if (w < 1) w = 1;
     if (h < 1) h = 1;
-    if (w > o->max_side) w = o->max_side;
-    if (h > o->max_side) h = o->max_side;
+    if (w > max_side) w = max_side;
+    if (h > max_side) h = max_side;
     if (w == img.width && h == img.height) {
         *out = img;
     } else {
@@ -61,14 +75,15 @@ int batch_det_build(const coco_loader *l, loader_slot *s, int64_t epoch, int64_t
     nd_image imgs[n];
     memset(imgs, 0, sizeof imgs);
     int rc = ND_OK;
-    int32_t H = 1, W = 1;
+    int32_t H = 1, W = 1, min_side, max_side;
     size_t boxes = 0;
+    batch_sides(l, epoch, first, &min_side, &max_side);
     for (int32_t j = 0; j < n && rc == 0; j++) {
         int64_t pos = first + j, idx = loader_item(l, epoch, pos);
         nd_rng rng;
         loader_item_rng(l, epoch, pos, &rng);
         int flip = o->flip && nd_rng_below(&rng, 2);
-        if ((rc = load_resized(l, idx, &imgs[j], &b->scale[j]))) break;
+        if ((rc = load_resized(l, idx, min_side, max_side, &imgs[j], &b->scale[j]))) break;
         const coco_image *im = &l->ds->images[idx];
         b->sample[j] = idx;
         b->image_ids[j] = im->id;
@@ -81,7 +96,13 @@ int batch_det_build(const coco_loader *l, loader_slot *s, int64_t epoch, int64_t
         boxes += (size_t)im->ann_count;
     }
     if (rc == 0) {
-        if (o->fixed_size) H = W = o->max_side;
+        if (o->fixed_size) { /* the largest any batch can be */
+            H = W = o->max_side;
+            for (int32_t i = 0; i < o->n_scale_sides; i++) {
+                int32_t side = (int32_t)lround((double)o->max_side * o->scale_sides[i] / o->min_side);
+                if (side > H) H = W = side;
+            }
+        }
         H = round_up(H, o->size_divisor), W = round_up(W, o->size_divisor);
         b->channels = 3, b->height = H, b->width = W;
         rc = loader_slot_images(s, (size_t)n * 3 * (size_t)H * (size_t)W);

@@ -172,6 +172,8 @@ typedef struct coco_cls_opts {
     float mean[3], std[3];/* out = (pixel / 255 - mean[c]) / std[c] (default 0.5 / 0.5: [-1, 1]) */
 } coco_cls_opts;
 
+enum { COCO_MAX_SCALE_SIDES = 8 };
+
 typedef struct coco_det_opts {
     int32_t batch_size;   /* default 2 */
     int32_t threads, prefetch; /* as coco_cls_opts */
@@ -182,8 +184,14 @@ typedef struct coco_det_opts {
     int32_t flip;         /* random horizontal flip with probability 1/2 (boxes follow) */
     int32_t size_divisor; /* pad height and width up to a multiple of this (default 32) */
     int32_t fixed_size;   /* pad every batch to the same max_side x max_side (rounded up to
-                             size_divisor), so tensors can be allocated once */
+                             size_divisor; under multi-scale the largest drawn max_side), so
+                             tensors can be allocated once */
     int32_t skip_empty;   /* leave out images without annotations (default 0) */
+    /* Multi-scale training: with n_scale_sides > 0 each batch draws its short side from
+     * scale_sides (uniformly, fixed by seed, epoch and batch) instead of min_side, and its
+     * long-side limit is max_side scaled alike; all images of a batch share the draw. */
+    int32_t scale_sides[COCO_MAX_SCALE_SIDES];
+    int32_t n_scale_sides;
     float mean[3], std[3];/* as coco_cls_opts */
 } coco_det_opts;
 

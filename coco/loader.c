@@ -6,6 +6,7 @@
 
 #include "common/status.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -340,6 +341,15 @@ int coco_loader_det_new(const coco_dataset *ds, const char *image_dir, const coc
     if (o->size_divisor < 1 || o->size_divisor > 1024)
         return nd_fail(ND_ERR_INVALID, "loader: size_divisor must be 1..1024, got %d", o->size_divisor);
     if (o->epochs < 0) return nd_fail(ND_ERR_INVALID, "loader: epochs must be >= 0");
+    if (o->n_scale_sides < 0 || o->n_scale_sides > COCO_MAX_SCALE_SIDES)
+        return nd_fail(ND_ERR_INVALID, "loader: 0..%d multi-scale sides, got %d", COCO_MAX_SCALE_SIDES,
+                       o->n_scale_sides);
+    for (int32_t i = 0; i < o->n_scale_sides; i++) {
+        int64_t side = o->scale_sides[i], max_side = llround((double)o->max_side * side / o->min_side);
+        if (side < 1 || max_side > 8192)
+            return nd_fail(ND_ERR_INVALID, "loader: multi-scale side %d out of range (1..%d for max_side %d)",
+                           o->scale_sides[i], (int)(8192LL * o->min_side / o->max_side), o->max_side);
+    }
     coco_loader *l = calloc(1, sizeof *l);
     if (!l) return nd_fail(ND_ERR_NOMEM, "out of memory");
     l->kind = LOADER_DET;

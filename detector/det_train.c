@@ -250,6 +250,8 @@ int det_train_run(det_model *m, const det_train_opts *o) {
         lo.batch_size = o->batch, lo.threads = o->loader_threads, lo.seed = epoch_seed(o->seed, r.epoch);
         lo.shuffle = 1, lo.epochs = 1, lo.flip = o->flip;
         lo.min_side = m->cfg.min_size, lo.max_side = m->cfg.max_size, lo.size_divisor = m->cfg.size_divisor;
+        lo.n_scale_sides = o->n_train_sizes;
+        memcpy(lo.scale_sides, o->train_sizes, sizeof(int32_t) * (size_t)o->n_train_sizes);
         if ((rc = coco_loader_det_new(&ds, o->train_dir, &lo, &ld))) break;
         for (int64_t bi = 0;; bi++) {
             const coco_batch *cb = NULL;

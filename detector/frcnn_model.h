@@ -48,7 +48,7 @@ extern "C" {
 
 /* ---- configuration ------------------------------------------------------------------------ */
 
-enum { DET_MAX_ROI_FUSE = 2, DET_MAX_TEST_SIZES = 4 };
+enum { DET_MAX_ROI_FUSE = 2, DET_MAX_TEST_SIZES = 4, DET_MAX_TRAIN_SIZES = 8 };
 
 typedef enum det_layout { DET_LAYOUT_C4 = 0, DET_LAYOUT_NASNET = 1 } det_layout;
 typedef enum det_backbone_kind { DET_BACKBONE_NASNET = 0, DET_BACKBONE_CONVNET = 1 } det_backbone_kind;
@@ -234,6 +234,9 @@ typedef struct det_train_opts {
     int32_t threads;                   /* kernel threads (<= 0: all cores) */
     int32_t loader_threads;            /* background image loading workers */
     int32_t flip;                      /* horizontal flip augmentation */
+    int32_t train_sizes[DET_MAX_TRAIN_SIZES]; /* multi-scale training: each batch's short side is
+                                          one of these (max_size scaled alike); none: min_size */
+    int32_t n_train_sizes;
     int32_t resume;                    /* continue RUN/checkpoint.safetensors exactly */
     int64_t max_steps;                 /* stop after this many steps in all (0: no limit) */
     int64_t val_max_images;            /* evaluate on the first N val images (0: all) */

@@ -318,6 +318,54 @@ Test(coco_loader, det_resizes_pads_flips_and_maps_boxes) {
     free(dir);
 }
 
+/* Multi-scale: each batch's short side is one of the listed sides (the long-side limit scaled
+ * alike), shared by its images, boxes scaled with it; the draw is fixed by seed, epoch and
+ * batch, and every side turns up. */
+Test(coco_loader, det_multi_scale_draws_a_side_per_batch) {
+    coco_dataset ds;
+    char *dir = det_fixture(&ds);
+    coco_det_opts o;
+    coco_det_opts_default(&o);
+    o.batch_size = 1, o.shuffle = 0, o.threads = 0, o.epochs = 8, o.seed = 3;
+    o.min_side = 30, o.max_side = 60, o.size_divisor = 1;
+    o.scale_sides[0] = 30, o.scale_sides[1] = 45, o.n_scale_sides = 2;
+    int seen[2] = {0, 0}, draws[2][8], nd[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        coco_loader *l;
+        cr_assert_eq(coco_loader_det_new(&ds, dir, &o, &l), 0, "%s", nd_last_error());
+        const coco_batch *b;
+        while (coco_loader_next(l, &b) == 0 && b) {
+            float s = b->scale[0];
+            if (b->image_ids[0] == 10) { /* 40x20: short side 30 -> 60x30, 45 -> capped by 90 -> 90x45 */
+                int big = b->valid_w[0] == 90;
+                cr_expect(big ? b->valid_h[0] == 45 && fabsf(s - 2.25f) < 1e-6f
+                              : b->valid_w[0] == 60 && b->valid_h[0] == 30 && fabsf(s - 1.5f) < 1e-6f,
+                          "%dx%d scale %g", b->valid_w[0], b->valid_h[0], (double)s);
+                cr_expect_float_eq(b->boxes[0], 2.0f * s, 1e-5);
+                cr_expect_float_eq(b->boxes[3], 10.0f * s, 1e-5);
+            }
+            if (b->image_ids[0] == 30) { /* 30x30: 30 or 45 */
+                cr_expect(b->valid_w[0] == 30 || b->valid_w[0] == 45, "%d", b->valid_w[0]);
+                seen[b->valid_w[0] == 45]++;
+                if (nd[pass] < 8) draws[pass][nd[pass]++] = b->valid_w[0];
+            }
+        }
+        coco_loader_free(l);
+    }
+    cr_expect(seen[0] > 0 && seen[1] > 0, "both sides drawn (%d, %d)", seen[0], seen[1]);
+    cr_assert_eq(nd[0], 8);
+    cr_assert_eq(nd[1], 8);
+    cr_expect_eq(memcmp(draws[0], draws[1], sizeof draws[0]), 0, "the same seed draws the same sides");
+    o.scale_sides[1] = 0;
+    coco_loader *l;
+    cr_expect_eq(coco_loader_det_new(&ds, dir, &o, &l), ND_ERR_INVALID);
+    o.n_scale_sides = COCO_MAX_SCALE_SIDES + 1;
+    cr_expect_eq(coco_loader_det_new(&ds, dir, &o, &l), ND_ERR_INVALID);
+    coco_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 static size_t run_det(const coco_dataset *ds, const char *dir, coco_det_opts o, float **out) {
     coco_loader *l;
     cr_assert_eq(coco_loader_det_new(ds, dir, &o, &l), 0, "%s", nd_last_error());

@@ -108,6 +108,32 @@ Test(frcnn_cli, train_resume_detect_eval, .timeout = 240) {
     cr_expect(memcmp(da, db, la) == 0, "resumed run differs from the uninterrupted one");
     free(da), free(db);
 
+    /* multi-scale training: also stopped and resumed exactly (the sides are drawn per batch
+     * from the seed, not from the run's history) */
+    snprintf(cmd, sizeof cmd, TRAIN_ARGS " --train-sizes 48,64,96", t, t, t, t, t, "c");
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, TRAIN_ARGS " --train-sizes 48,64,96 --max-steps 4", t, t, t, t, t, "e");
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, TRAIN_ARGS " --train-sizes 48,64,96 --resume", t, t, t, t, t, "e");
+    cr_assert_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    snprintf(pa, sizeof pa, "%s/c/model.safetensors", t);
+    snprintf(pb, sizeof pb, "%s/e/model.safetensors", t);
+    la = file_size(pa, &da), lb = file_size(pb, &db);
+    cr_assert(la > 0 && la == lb, "model sizes %zu %zu", la, lb);
+    cr_expect(memcmp(da, db, la) == 0, "resumed multi-scale run differs from the uninterrupted one");
+    snprintf(pb, sizeof pb, "%s/a/model.safetensors", t);
+    free(db);
+    lb = file_size(pb, &db);
+    cr_expect(la != lb || memcmp(da, db, la) != 0, "multi-scale training changed nothing");
+    free(da), free(db);
+    free(out);
+    snprintf(cmd, sizeof cmd, TRAIN_ARGS " --train-sizes 64,8", t, t, t, t, t, "f");
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
+    cr_expect(strstr(out, "--train-sizes: 8 is out of range"), "%s", out);
+    free(out);
+
     /* detect on the val folder with --gt, then nasdet eval of the JSON */
     snprintf(cmd, sizeof cmd,
              "detect --model %s/a/model.safetensors --score-thresh 0 --gt %s/d/annotations/instances_val.json "
