@@ -41,6 +41,12 @@ static const conv_case cases[] = {
     {"1x1 stride 2 (factorized reduction)", {4, 24, 10, 9}, {36, 24, 1, 1}, {2, 2, 1, 1, 1, 0, 0, 0, 0, 0}, 0},
     {"3x2 stride 2x1 dilation 1x2, 70 images", {70, 9, 20, 21}, {33, 9, 3, 2},
      {2, 1, 1, 2, 1, 1, 2, 0, 1, 0}, 0},
+    /* depthwise with a stride, outputs of 1024+ positions: the backward pass runs one stride-1
+     * problem per phase */
+    {"depthwise 7x7 stride 2, SAME-like pads", {2, 3, 67, 65}, {3, 1, 7, 7}, {2, 2, 1, 1, 3, 2, 3, 2, 3, 0}, 1},
+    {"depthwise 5x5 stride 2 pad 2, even size", {1, 3, 64, 64}, {3, 1, 5, 5}, {2, 2, 1, 1, 3, 2, 2, 2, 2, 0}, 0},
+    {"depthwise 3x3 stride 3x2, uneven pads", {1, 4, 97, 70}, {4, 1, 3, 3}, {3, 2, 1, 1, 4, 0, 1, 1, 0, 0}, 1},
+    {"depthwise 2x2 stride 3 (phases no tap reaches)", {1, 3, 96, 100}, {3, 1, 2, 2}, {3, 3, 1, 1, 3, 0, 0, 0, 0, 0}, 0},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

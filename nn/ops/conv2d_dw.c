@@ -7,6 +7,7 @@
 #include "nn/ops/conv2d_dw.h"
 
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn_impl.h"
@@ -207,9 +208,128 @@ NN_SIMD_CLONES static void plane_backward_dw(const float *xp, const float *g, fl
         }
 }
 
+/* ---- stride > 1, dilation 1: one stride-1 problem per phase ----------------------------------
+ * Spreading dy out by the stride (zeros between) makes the backward pass stride-1, but then
+ * (sh*sw - 1)/(sh*sw) of the multiply-adds are by zero. Split by phase instead: the rows of dx
+ * with a == pa (mod sh) receive only the taps i == (pa + pad_t) (mod sh), and with
+ * i = i0 + sh*t, a = pa + sh*u they read dy row (pa + pad_t - i0)/sh + u - t, a stride-1
+ * correlation over u with that sub-kernel; columns alike. For dw, the taps i = i0 + sh*t read
+ * x rows sh*(r + t) + i0 - pad_t: the stride-1 weight gradient of dy against the (i0, j0) phase
+ * plane of the padded input. */
+static int64_t ceil_div(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+
+/* Floats of per-thread scratch that dx_phases needs. */
+static int64_t dx_phases_scratch(int64_t h, int64_t wd, int64_t kh, int64_t kw, int64_t sh, int64_t sw) {
+    int64_t hu = ceil_div(h, sh), wu = ceil_div(wd, sw), kt = ceil_div(kh, sh), kq = ceil_div(kw, sw);
+    return (hu + kt) * (wu + kq) + hu * wu + kt * kq;
+}
+
+/* One plane: dy [OH,OW], w [KH,KW] -> dx [H,W] (+=, or = when fresh). */
+static void dx_phases(const float *g, const float *wk, float *d, int fresh, int64_t h, int64_t wd, int64_t kh,
+                      int64_t kw, int64_t oh, int64_t ow, const nn_conv2d_params *p, float *ws) {
+    int64_t sh = p->stride_h, sw = p->stride_w;
+    for (int64_t pa = 0; pa < sh && pa < h; pa++) {
+        int64_t hu = ceil_div(h - pa, sh), i0 = (pa + p->pad_t) % sh, kt = ceil_div(kh - i0, sh);
+        int64_t r0 = (pa + p->pad_t - i0) / sh; /* dy row of u = 0, t = 0 */
+        for (int64_t pb = 0; pb < sw && pb < wd; pb++) {
+            int64_t wu = ceil_div(wd - pb, sw), j0 = (pb + p->pad_l) % sw, kq = ceil_div(kw - j0, sw);
+            int64_t c0 = (pb + p->pad_l - j0) / sw;
+            if (kt == 0 || kq == 0) { /* no tap reaches this phase */
+                if (fresh)
+                    for (int64_t u = 0; u < hu; u++)
+                        for (int64_t v = 0; v < wu; v++) d[(pa + sh * u) * wd + pb + sw * v] = 0.0f;
+                continue;
+            }
+            int64_t ph = hu + kt - 1, pw = wu + kq - 1;
+            float *pad = ws, *out = pad + ph * pw, *fk = out + hu * wu;
+            for (int64_t t = 0; t < kt; t++) /* the phase's taps, flipped: a correlation */
+                for (int64_t q = 0; q < kq; q++) fk[t * kq + q] = wk[(i0 + sh * (kt - 1 - t)) * kw + j0 + sw * (kq - 1 - q)];
+            nn__dw_pad_plane(g, oh, ow, 1, 1, pad, ph, pw, kt - 1 - r0, kq - 1 - c0, 0);
+            nn__dw_corr_s1(pad, pw, fk, kt, kq, 1, 1, out, hu, wu, 0);
+            for (int64_t u = 0; u < hu; u++) {
+                float *row = d + (pa + sh * u) * wd + pb;
+                const float *o = out + u * wu;
+                if (fresh)
+                    for (int64_t v = 0; v < wu; v++) row[sw * v] = o[v];
+                else
+                    for (int64_t v = 0; v < wu; v++) row[sw * v] += o[v];
+            }
+        }
+    }
+}
+
+/* Floats of per-thread scratch that dw_phases needs. */
+static int64_t dw_phases_scratch(int64_t oh, int64_t ow, int64_t kh, int64_t kw, int64_t sh, int64_t sw) {
+    int64_t kt = ceil_div(kh, sh), kq = ceil_div(kw, sw);
+    return (oh + kt) * (ow + kq) + kt * kq;
+}
+
+/* One plane's contribution to dw [KH,KW] (+=): x [H,W], dy [OH,OW]. */
+static void dw_phases(const float *x, const float *g, float *dwk, int64_t h, int64_t wd, int64_t kh, int64_t kw,
+                      int64_t oh, int64_t ow, const nn_conv2d_params *p, float *ws) {
+    int64_t sh = p->stride_h, sw = p->stride_w;
+    for (int64_t i0 = 0; i0 < sh && i0 < kh; i0++) {
+        int64_t kt = ceil_div(kh - i0, sh), ph = oh + kt - 1;
+        for (int64_t j0 = 0; j0 < sw && j0 < kw; j0++) {
+            int64_t kq = ceil_div(kw - j0, sw), pw = ow + kq - 1;
+            float *pl = ws, *sub = pl + ph * pw;
+            for (int64_t y = 0; y < ph; y++) { /* pl[y][c] = x[sh*y + i0 - pad_t][sw*c + j0 - pad_l], 0 outside */
+                int64_t iy = sh * y + i0 - p->pad_t;
+                float *row = pl + y * pw;
+                if (iy < 0 || iy >= h) {
+                    memset(row, 0, (size_t)pw * sizeof(float));
+                    continue;
+                }
+                const float *xr = x + iy * wd;
+                for (int64_t c = 0; c < pw; c++) {
+                    int64_t ix = sw * c + j0 - p->pad_l;
+                    row[c] = ix >= 0 && ix < wd ? xr[ix] : 0.0f;
+                }
+            }
+            memset(sub, 0, (size_t)(kt * kq) * sizeof(float));
+            nn__dw_wgrad_s1(pl, pw, g, oh, ow, kt, kq, 1, 1, sub);
+            for (int64_t t = 0; t < kt; t++)
+                for (int64_t q = 0; q < kq; q++) dwk[(i0 + sh * t) * kw + j0 + sw * q] += sub[t * kq + q];
+        }
+    }
+}
+
+static void dw_backward_phases(nn_ctx *ctx, const float *x, const float *w, const float *dy, float *dx, int dx_fresh,
+                               float *dw, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t kh, int64_t kw,
+                               int64_t oh, int64_t ow, const nn_conv2d_params *p) {
+    int64_t sh = p->stride_h, sw = p->stride_w;
+    if (dx) {
+        int64_t per = dx_phases_scratch(h, wd, kh, kw, sh, sw);
+        float *ws = nn__scratch(ctx, (size_t)(per * omp_get_max_threads()) * sizeof(float));
+#pragma omp parallel for schedule(static) if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
+        for (int64_t nc = 0; nc < n * c; nc++)
+            dx_phases(dy + nc * oh * ow, w + (nc % c) * kh * kw, dx + nc * h * wd, dx_fresh, h, wd, kh, kw, oh, ow, p,
+                      ws + per * omp_get_thread_num());
+    }
+    if (dw) {
+        /* One thread per channel sums the batch in order: the result does not depend on threads. */
+        int64_t per = dw_phases_scratch(oh, ow, kh, kw, sh, sw);
+        float *ws = nn__scratch(ctx, (size_t)(per * omp_get_max_threads()) * sizeof(float));
+#pragma omp parallel for schedule(static) if (n * c * oh * ow * kh * kw > NN_PAR_MIN)
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t b = 0; b < n; b++)
+                dw_phases(x + (b * c + ch) * h * wd, dy + (b * c + ch) * oh * ow, dw + ch * kh * kw, h, wd, kh, kw, oh,
+                          ow, p, ws + per * omp_get_thread_num());
+    }
+}
+
 void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *dy, float *dx, int dx_fresh, float *dw,
                      int64_t n, int64_t c, int64_t h, int64_t wd, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
                      const nn_conv2d_params *p) {
+    /* Phases on large output planes only: on the detector stem's 159x159 -> 80x80 (7x7) they took
+     * forward+backward from 6.0 to 5.0 ms, but on 32x32 -> 16x16 (5x5) they lost 16% (6.1 -> 7.1
+     * ms; bench-nn, one thread, 2026-12-05) to their per-phase copies; the threshold lies between
+     * the two measured sizes. NN_DW_SPREAD=1 forces the spread path (for A/B runs). */
+    if ((p->stride_h > 1 || p->stride_w > 1) && p->dil_h == 1 && p->dil_w == 1 && kw <= NN_DW_FAST_MAXK &&
+        oh * ow >= 1024 && !getenv("NN_DW_SPREAD")) {
+        dw_backward_phases(ctx, x, w, dy, dx, dx_fresh, dw, n, c, h, wd, kh, kw, oh, ow, p);
+        return;
+    }
     if (dx && kw <= NN_DW_FAST_MAXK) {
         /* dx[a][b] = sum w[i][j] dy[(a + pad_t - i*dh)/sh][(b + pad_l - j*dw)/sw] (where divisible): a
          * stride-1 correlation, with the flipped kernel, of the output gradient spread out by the
