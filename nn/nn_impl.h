@@ -227,8 +227,11 @@ void nn__same_pad(int64_t in, int32_t k, int32_t stride, int32_t dil, int64_t *o
  * changes the sums of some shapes with the thread count (9 x 200 x 476 with B transposed, for
  * one), so BLAS never threads: with `par` (the caller is outside any parallel region) a thread
  * team shares the blocks, inside which OpenBLAS runs one thread; without, the calling thread does
- * them in order. The blocks depend on n only, so results depend on neither threads nor path. */
+ * them in order. The blocks depend on the shape only, so results depend on neither threads nor
+ * path. */
 #define NN_GEMM_COLS 512
+/* ... and, where n fits one column block and m >= 2 * NN_GEMM_ROWS, in blocks of this many rows. */
+#define NN_GEMM_ROWS 128
 void nn__sgemm(int par, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 

@@ -63,14 +63,19 @@ void nn__vec_add(float *y, const float *x, int64_t n) {
 void nn__sgemm(int par, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     int64_t nblk = (n + NN_GEMM_COLS - 1) / NN_GEMM_COLS;
+    /* One block of columns would leave a team with one busy thread (a linear layer's 256x2352 ->
+     * 256 ran at half speed): then C's rows are split too, in blocks fixed by m. */
+    int64_t rows = nblk == 1 && m >= 2 * NN_GEMM_ROWS ? NN_GEMM_ROWS : m;
+    int64_t mblk = (m + rows - 1) / rows;
     CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
     /* Below NN_PAR_MIN multiply-adds OpenBLAS stays on one thread by itself (its threshold is
      * higher), so small products skip the team. */
 #pragma omp parallel for schedule(static) if (par && m * n * k > NN_PAR_MIN && omp_get_max_threads() > 1)
-    for (int64_t bi = 0; bi < nblk; bi++) {
-        int64_t j0 = bi * NN_GEMM_COLS, nn = n - j0 < NN_GEMM_COLS ? n - j0 : NN_GEMM_COLS;
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)nn, (int)k, 1.0f, a, (int)lda, trans_b ? b + j0 * ldb : b + j0,
-                    (int)ldb, beta, c + j0, (int)ldc);
+    for (int64_t blk = 0; blk < nblk * mblk; blk++) {
+        int64_t i0 = (blk / nblk) * rows, mm = m - i0 < rows ? m - i0 : rows;
+        int64_t j0 = (blk % nblk) * NN_GEMM_COLS, nn = n - j0 < NN_GEMM_COLS ? n - j0 : NN_GEMM_COLS;
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)mm, (int)nn, (int)k, 1.0f, trans_a ? a + i0 : a + i0 * lda, (int)lda,
+                    trans_b ? b + j0 * ldb : b + j0, (int)ldb, beta, c + i0 * ldc + j0, (int)ldc);
     }
 }
 

@@ -229,3 +229,44 @@ Test(nn_conv_paths, linear_and_matmul_independent_of_thread_count) {
     cr_expect_eq(diff, 0, "%lld of %lld values differ between 1 and 2 threads", (long long)diff, (long long)cap);
     free(a), free(b);
 }
+
+/* Products whose C fits one column block but has 256+ rows are split by rows (nn__sgemm): a
+ * linear layer [300, 40] x [260, 40]^T, forward and both gradients (dW = dy^T x reads A
+ * transposed) against double sums. */
+Test(nn_conv_paths, row_split_gemm_matches_double_sums) {
+    nd_rng rng;
+    nd_rng_seed(&rng, 9);
+    nn_ctx *ctx = nn_ctx_new();
+    enum { N = 300, K = 40, O = 260 };
+    nn_tensor *x = nn_tensor_new(ctx, 2, NN_SHAPE(N, K)), *w = nn_tensor_new(ctx, 2, NN_SHAPE(O, K));
+    for (int64_t j = 0; j < x->numel; j++) x->data[j] = (float)nd_rng_range(&rng, -1, 1);
+    for (int64_t j = 0; j < w->numel; j++) w->data[j] = (float)nd_rng_range(&rng, -1, 1);
+    nn_tensor_requires_grad(x);
+    nn_tensor_requires_grad(w);
+    nn_tensor *y = nn_linear(ctx, x, w, NULL);
+    nn_backward(ctx, nn_scale(ctx, nn_sum(ctx, nn_mul(ctx, y, y)), 0.5f, 0.0f)); /* dy = y */
+    double *yr = malloc(sizeof(double) * N * O);
+    int bad = 0;
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < O; o++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++) acc += (double)x->data[i * K + k] * w->data[o * K + k];
+            yr[i * O + o] = acc;
+            bad += fabs(y->data[i * O + o] - acc) > 1e-4 * (1 + fabs(acc));
+        }
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < K; k++) {
+            double acc = 0;
+            for (int o = 0; o < O; o++) acc += yr[i * O + o] * w->data[o * K + k];
+            bad += fabs(x->grad[i * K + k] - acc) > 1e-4 * (1 + fabs(acc));
+        }
+    for (int o = 0; o < O; o++)
+        for (int k = 0; k < K; k++) {
+            double acc = 0;
+            for (int i = 0; i < N; i++) acc += yr[i * O + o] * x->data[i * K + k];
+            bad += fabs(w->grad[o * K + k] - acc) > 1e-4 * (1 + fabs(acc));
+        }
+    cr_expect_eq(bad, 0, "%d values off the double sums", bad);
+    free(yr);
+    nn_ctx_free(ctx);
+}
