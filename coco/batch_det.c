@@ -13,6 +13,10 @@
 
 static int32_t round_up(int32_t v, int32_t d) { return (v + d - 1) / d * d; }
 
+int64_t batch_det_max_side(const coco_det_opts *o, int32_t side) {
+    return llround((double)o->max_side * side / o->min_side);
+}
+
 /* The batch's short side and long-side limit: min_side / max_side, or under multi-scale
  * training one of scale_sides drawn for this batch (its own stream: the per-image draws,
  * such as the flip, stay what they are without it). */
@@ -23,7 +27,7 @@ static void batch_sides(const coco_loader *l, int64_t epoch, int64_t first, int3
     nd_rng rng;
     nd_rng_seed_stream(&rng, l->seed ^ 0x5CA1E5ull, (uint64_t)epoch * (uint64_t)l->nitems + (uint64_t)first);
     *min_side = o->scale_sides[nd_rng_below(&rng, (uint64_t)o->n_scale_sides)];
-    *max_side = (int32_t)lround((double)o->max_side * *min_side / o->min_side);
+    *max_side = (int32_t)batch_det_max_side(o, *min_side);
 }
 
 /* Decode image `idx` and resize it: short side to min_side unless the long side would pass
@@ -99,7 +103,7 @@ int batch_det_build(const coco_loader *l, loader_slot *s, int64_t epoch, int64_t
         if (o->fixed_size) { /* the largest any batch can be */
             H = W = o->max_side;
             for (int32_t i = 0; i < o->n_scale_sides; i++) {
-                int32_t side = (int32_t)lround((double)o->max_side * o->scale_sides[i] / o->min_side);
+                int32_t side = (int32_t)batch_det_max_side(o, o->scale_sides[i]);
                 if (side > H) H = W = side;
             }
         }

@@ -6,7 +6,6 @@
 
 #include "common/status.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -345,8 +344,7 @@ int coco_loader_det_new(const coco_dataset *ds, const char *image_dir, const coc
         return nd_fail(ND_ERR_INVALID, "loader: 0..%d multi-scale sides, got %d", COCO_MAX_SCALE_SIDES,
                        o->n_scale_sides);
     for (int32_t i = 0; i < o->n_scale_sides; i++) {
-        int64_t side = o->scale_sides[i], max_side = llround((double)o->max_side * side / o->min_side);
-        if (side < 1 || max_side > 8192)
+        if (o->scale_sides[i] < 1 || batch_det_max_side(o, o->scale_sides[i]) > 8192)
             return nd_fail(ND_ERR_INVALID, "loader: multi-scale side %d out of range (1..%d for max_side %d)",
                            o->scale_sides[i], (int)(8192LL * o->min_side / o->max_side), o->max_side);
     }

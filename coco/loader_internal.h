@@ -62,5 +62,7 @@ int loader_slot_boxes(loader_slot *s, size_t boxes);
  * status with its message set on this thread. */
 int batch_cls_build(const coco_loader *l, loader_slot *s, int64_t epoch, int64_t first, int32_t n);
 int batch_det_build(const coco_loader *l, loader_slot *s, int64_t epoch, int64_t first, int32_t n);
+/* Multi-scale: the long-side limit that goes with short side `side` (max_side scaled alike). */
+int64_t batch_det_max_side(const coco_det_opts *o, int32_t side);
 
 #endif

@@ -191,6 +191,18 @@ static void write_model(const char *path) {
     det_model_config_free(&c);
 }
 
+/* `train-det` on T/d's train set with a convnet and `opts` is a usage error (exit 2) whose
+ * message holds `want` (unless NULL). */
+static void expect_train_det_usage(const char *t, const char *opts, const char *want) {
+    char cmd[4096], *out;
+    snprintf(cmd, sizeof cmd,
+             "train-det --train coco:%s/d/annotations/instances_train.json:%s/d/train --arch convnet %s --out %s/r", t,
+             t, opts, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s: %s", opts, out);
+    if (want) cr_expect(strstr(out, want), "%s: %s", opts, out);
+    free(out);
+}
+
 Test(frcnn_cli, detect_skips_unreadable_and_reports_errors, .timeout = 60) {
     use_source_data();
     char *t = tu_tmpdir(), *out, cmd[4096], p[2048];
@@ -253,25 +265,9 @@ Test(frcnn_cli, detect_skips_unreadable_and_reports_errors, .timeout = 60) {
     cr_expect_eq(tu_run_cli(cmd, &out), 1, "%s", out);
     cr_expect(strstr(out, "missing.json"), "%s", out);
     free(out);
-    snprintf(cmd, sizeof cmd,
-             "train-det --train coco:%s/d/annotations/instances_train.json:%s/d/train --arch convnet --layout nasnet --out %s/r",
-             t, t, t);
-    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
-    free(out);
-    /* roi fuse: whole strides only */
-    snprintf(cmd, sizeof cmd,
-             "train-det --train coco:%s/d/annotations/instances_train.json:%s/d/train --arch convnet --roi-fuse 16.5 --out %s/r",
-             t, t, t);
-    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
-    cr_expect(strstr(out, "--roi-fuse: 16.5 is not a whole number"), "%s", out);
-    free(out);
-    /* feature stride: 8 or 16 only */
-    snprintf(cmd, sizeof cmd,
-             "train-det --train coco:%s/d/annotations/instances_train.json:%s/d/train --arch convnet --feature-stride 4 --out %s/r",
-             t, t, t);
-    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
-    cr_expect(strstr(out, "--feature-stride"), "%s", out);
-    free(out);
+    expect_train_det_usage(t, "--layout nasnet", NULL); /* the nasnet layout needs a NASNet */
+    expect_train_det_usage(t, "--roi-fuse 16.5", "--roi-fuse: 16.5 is not a whole number");
+    expect_train_det_usage(t, "--feature-stride 4", "--feature-stride"); /* 8 or 16 only */
     tu_rmtree(t);
     free(t);
 }

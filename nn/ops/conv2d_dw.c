@@ -216,6 +216,16 @@ NN_SIMD_CLONES static void plane_backward_dw(const float *xp, const float *g, fl
  * correlation over u with that sub-kernel; columns alike. For dw, the taps i = i0 + sh*t read
  * x rows sh*(r + t) + i0 - pad_t: the stride-1 weight gradient of dy against the (i0, j0) phase
  * plane of the padded input. */
+/* NN_DW_SPREAD=1: the spread path for strided kernels too (A/B runs); read once. */
+static int spread_forced(void) {
+    static int forced = -1;
+    if (forced < 0) {
+        const char *v = getenv("NN_DW_SPREAD");
+        forced = v && v[0] == '1';
+    }
+    return forced;
+}
+
 static int64_t ceil_div(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
 
 /* Floats of per-thread scratch that dx_phases needs. */
@@ -326,7 +336,7 @@ void nn__dw_backward(nn_ctx *ctx, const float *x, const float *w, const float *d
      * ms; bench-nn, one thread, 2026-12-05) to their per-phase copies; the threshold lies between
      * the two measured sizes. NN_DW_SPREAD=1 forces the spread path (for A/B runs). */
     if ((p->stride_h > 1 || p->stride_w > 1) && p->dil_h == 1 && p->dil_w == 1 && kw <= NN_DW_FAST_MAXK &&
-        oh * ow >= 1024 && !getenv("NN_DW_SPREAD")) {
+        oh * ow >= 1024 && !spread_forced()) {
         dw_backward_phases(ctx, x, w, dy, dx, dx_fresh, dw, n, c, h, wd, kh, kw, oh, ow, p);
         return;
     }
