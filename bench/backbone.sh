@@ -7,6 +7,9 @@ STEPS=${STEPS:-3}
 RUNS=${RUNS:-11}
 PEERS=${PEERS:-$(dirname "$0")/../../shared/peers}
 [ -d "$PEERS" ] || PEERS=/work/shared/peers
+# As bench/nn.sh: glibc keeps PyTorch's freed blocks in the heap, so its tensors do not pay
+# this VM's page faults again on every call (our arenas reuse their pages).
+export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296
 echo "== nasdet"
 OPENBLAS_NUM_THREADS=1 "$BENCH_BIN" --steps "$STEPS" --runs "$RUNS" --threads 2 || exit 1
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then

@@ -8,6 +8,9 @@
 set -eu
 here=$(dirname "$0")
 PY=/usr/bin/python3
+# As bench/nn.sh: glibc keeps PyTorch's freed blocks in the heap, so its tensors do not pay
+# this VM's page faults again on every call (our arenas reuse their pages).
+export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296
 
 have_torchvision() {
     [ -x "$PY" ] && OPENBLAS_NUM_THREADS=1 "$PY" -c 'import torch, torchvision' 2>/dev/null
