@@ -175,9 +175,8 @@ int nn__conv_force_gemm(void) {
     return cached;
 }
 
-int nn__direct_ok(const nn_conv2d_params *p, int input_grad, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh,
-                  int64_t kw, int64_t oh, int64_t ow) {
-    (void)input_grad;
+int nn__direct_ok(const nn_conv2d_params *p, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
+                  int64_t oh, int64_t ow) {
     if (p->groups != 1 || p->stride_h != 1 || p->stride_w != 1 || nn__conv_force_gemm()) return 0;
     /* No lower bound on channels or sums: a register tile with idle channels (4 or 6 outputs) or
      * a short sum (an RGB stem's 3 x 3x3) still ran 1.2-3x faster than im2col + GEMM (one-thread

@@ -50,11 +50,11 @@ void nn__flat_corr(const float *in, int64_t is, int64_t cin, const int64_t *off,
 /* NN_CONV_GEMM=1 in the environment: every dense convolution goes through im2col + GEMM (the
  * direct forward, input-gradient and weight-gradient paths decline), for tests and comparisons. */
 int nn__conv_force_gemm(void);
-/* Whether the direct path takes this convolution's forward pass (input_grad 0) or input gradient
- * (1): stride 1, groups 1, a workspace of at most 32 MiB per image. A function of shapes only, so
- * the choice never depends on threads. */
-int nn__direct_ok(const nn_conv2d_params *p, int input_grad, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh,
-                  int64_t kw, int64_t oh, int64_t ow);
+/* Whether the direct path takes this convolution's forward pass and input gradient: stride 1,
+ * groups 1, a workspace of at most 32 MiB per image (either direction's). A function of shapes
+ * only, so the choice never depends on threads. */
+int nn__direct_ok(const nn_conv2d_params *p, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
+                  int64_t oh, int64_t ow);
 /* x [N,Cin,H,W], w [Cout,Cin,KH,KW] -> y [N,Cout,OH,OW] (overwritten), stride 1, explicit pads in p.
  * relu_in: convolve max(x, 0); epi (NULL: none): applied to every output value. */
 void nn__direct_forward(nn_ctx *ctx, const float *x, const float *w, float *y, int64_t n, int64_t cin, int64_t h,
