@@ -509,6 +509,8 @@ static const op_case cases[] = {
     {"mean", 1, {3}, {S4(2, 3, 4, 1)}, {0}, 1, b_mean, r_mean},
     {"roi_align aligned sampling 2", 1, {4}, {S4(2, 2, 6, 7)}, {0}, 1, b_roi_align, NULL},
     {"roi_align unaligned adaptive", 1, {4}, {S4(2, 2, 6, 7)}, {0}, 1, b_roi_align_adaptive, NULL},
+    /* 20 channels: the backward scatters channel blocks of 16, one whole and one partial */
+    {"roi_align 20 channels", 1, {4}, {S4(2, 20, 6, 7)}, {0}, 1, b_roi_align, NULL},
     {"crop_and_resize", 1, {4}, {S4(2, 2, 5, 6)}, {0}, 1, b_crop_and_resize, NULL},
     {"embedding", 1, {2}, {S4(5, 3, 1, 1)}, {0}, 1, b_embedding, r_embedding},
     {"lstm_cell (composition)", 4, {2, 2, 2, 2}, {S4(2, 3, 1, 1), S4(2, 4, 1, 1), S4(16, 3, 1, 1), S4(16, 4, 1, 1)}, {0}, 15, b_lstm, NULL},
