@@ -8,7 +8,12 @@
 
 #include "nn/nn_impl.h"
 
-typedef struct roi_tap roi_tap;
+/* One pixel a bin reads (index in its map plane) and its weight, already divided by the
+ * bin's sample count. */
+typedef struct roi_tap {
+    int32_t idx;
+    float w;
+} roi_tap;
 
 typedef struct roi_align_p {
     int32_t out_h, out_w, sampling, aligned;
@@ -87,21 +92,15 @@ static roi_geom roi_geometry(const roi_align_p *p, const float *roi) {
     return g;
 }
 
-/* The bilinear taps of one roi, computed once and used for all its channels (as
- * torchvision's pre_calc): for each output bin, the pixels its samples read, each once (the
- * samples of a bin narrower than a pixel share their neighbours), with its weight already divided
- * by the sample count. */
-struct roi_tap {
-    int32_t idx;
-    float w;
-};
-
+/* The most taps one roi can have: every sample of every bin reading four pixels of its own. */
 static int64_t roi_tap_capacity(const roi_align_p *p, const roi_geom *g) {
     return (int64_t)p->out_h * p->out_w * g->grid_h * g->grid_w * 4;
 }
 
-/* taps of bin b are taps[first[b] .. first[b + 1]) (offsets from this roi's first tap); first
- * has out_h * out_w + 1 entries */
+/* The bilinear taps of one roi, computed once and used for all its channels (as torchvision's
+ * pre_calc): for each output bin, the pixels its samples read, each once (the samples of a bin
+ * narrower than a pixel share their neighbours). Taps of bin b are taps[first[b] .. first[b + 1])
+ * (offsets from this roi's first tap); first has out_h * out_w + 1 entries. */
 static void roi_taps(const roi_align_p *p, const roi_geom *g, int64_t h, int64_t w, roi_tap *taps,
                      int64_t *first) {
     /* rows of each bin row, then columns of each bin column: 2 * grid entries each */
