@@ -171,7 +171,7 @@ static void roi_align_forward(nn_ctx *ctx, nn_node *node) {
     const nn_tensor *x = node->ins[0];
     int64_t n = NN_N(x), c = NN_C(x), h = NN_H(x), w = NN_W(x), hw = h * w, nb = (int64_t)p->out_h * p->out_w;
     roi_all_taps(ctx, p, rois, h, w);
-    float *xt = nn__alloc(ctx, (size_t)(n * hw * c) * sizeof *xt);
+    float *xt = nn__scratch(ctx, (size_t)(n * hw * c) * sizeof *xt); /* the taps stay in the arena */
     to_channels_last(x->data, n, c, hw, xt);
 #pragma omp parallel for schedule(dynamic, 4) if (p->k * c * nb > NN_PAR_MIN / 8)
     for (int64_t k = 0; k < p->k; k++) {
@@ -206,8 +206,7 @@ static void roi_align_backward(nn_ctx *ctx, nn_node *node) {
     float *dx = nn__grad(ctx, x);
     if (!dx) return;
     int64_t n = NN_N(x), c = NN_C(x), h = NN_H(x), w = NN_W(x), hw = h * w, nb = (int64_t)p->out_h * p->out_w;
-    float *dyt = nn__alloc(ctx, (size_t)(p->k * nb * c) * sizeof *dyt);
-    float *dxt = nn__alloc(ctx, (size_t)(n * hw * c) * sizeof *dxt);
+    float *dyt = nn__scratch(ctx, (size_t)(p->k * nb * c + n * hw * c) * sizeof *dyt), *dxt = dyt + p->k * nb * c;
     const float *dy = node->out->grad;
     int par = p->k * c * nb > NN_PAR_MIN / 8;
 #pragma omp parallel for schedule(static) if (par)
