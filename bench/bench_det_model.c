@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
         if (it) t_inf += nd_time_now() - t0;
     }
     printf("inference: %.1f ms/image\n", t_inf / 3 * 1000);
-    if (c->n_test_sizes > 0) { /* what `nasdet detect` runs: every test size, merged */
+    if (c->test_passes.n_sizes > 0) { /* what `nasdet detect` runs: every test size, merged */
         uint8_t *rgb = malloc((size_t)c->min_size * (size_t)c->min_size * 3);
         for (size_t i = 0; i < (size_t)c->min_size * (size_t)c->min_size * 3; i++) rgb[i] = (uint8_t)nd_rng_below(&rng, 256);
         t_inf = 0;
@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
             if (it) t_inf += nd_time_now() - t0;
         }
         printf("inference with the test sizes (%d", c->min_size);
-        for (int i = 0; i < c->n_test_sizes; i++) printf(" + %d", c->test_sizes[i]);
+        for (int i = 0; i < c->test_passes.n_sizes; i++) printf(" + %d", c->test_passes.sizes[i]);
         printf(", as nasdet detect): %.1f ms/image\n", t_inf / 3 * 1000);
         free(rgb);
     }

@@ -13,6 +13,7 @@ int cli_cmd_detect(int argc, char **argv);
 int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_train(int argc, char **argv);
 int cli_cmd_train_det(int argc, char **argv);
+int cli_cmd_det_settings(int argc, char **argv);
 int cli_cmd_search(int argc, char **argv);
 int cli_cmd_info(int argc, char **argv);
 int cli_cmd_data(int argc, char **argv);

@@ -1,5 +1,6 @@
 /* nasdet detect: run a Faster R-CNN model on images; COCO results JSON and drawn pictures. */
 #include "cli/cli.h"
+#include "cli/cli_det.h"
 
 #include <cJSON.h>
 #include <dirent.h>
@@ -141,7 +142,7 @@ static int64_t gt_image_id(const coco_dataset *gt, const char *path) {
 
 int cli_cmd_detect(int argc, char **argv) {
     const char *model_path = NULL, *out_json = NULL, *out_dir = NULL, *gt_path = NULL, *device = "cpu";
-    const char *test_sizes = NULL;
+    const char *test_sizes = NULL, *test_fuse = NULL;
     double score_thresh = 0.3, test_small = 0;
     int64_t threads = 0;
     nd_opt opts[] = {
@@ -151,6 +152,9 @@ int cli_cmd_detect(int argc, char **argv) {
          "extra input sizes (short side) for small objects, or none (default: the model's)", NULL, "LIST"},
         {"test-small", ND_OPT_DOUBLE, &test_small,
          "extra sizes keep objects under this size, in pixels of the base input (0: the model's, else min size / 6)", NULL, "PX"},
+        {"test-fuse", ND_OPT_STRING, &test_fuse,
+         "fuse the sizes' boxes (weighted box fusion): the base input sees objects of at least MIN px, each extra "
+         "size those under MAX px of its own input; none: NMS with --test-small (default: the model's)", NULL, "MIN,MAX"},
         {"out-json", ND_OPT_STRING, &out_json, "write COCO results JSON here", NULL, "FILE"},
         {"out-dir", ND_OPT_STRING, &out_dir, "write pictures with boxes drawn into this folder", NULL, "DIR"},
         {"gt", ND_OPT_STRING, &gt_path, "COCO annotations: image ids by file name (for nasdet eval)", NULL, "ANN.json"},
@@ -202,21 +206,16 @@ int cli_cmd_detect(int argc, char **argv) {
     if (threads > 0) nn_set_threads((int)threads);
     const det_model_config *c = det_model_cfg(m);
     det_model_config test = *c; /* shallow: only the test fields change */
-    if (test_sizes && (rc = det_model_config_parse_test_sizes(&test, test_sizes))) {
-        exit_code = cli_error(cmd, CLI_EXIT_USAGE, "--test-sizes: %s", nd_last_error());
-        goto done;
-    }
-    if (test_small > 0) test.test_small = (float)test_small;
-    if (test.n_test_sizes > 0 && !(test.test_small > 0)) test.test_small = (float)c->min_size / 6.0f;
+    if ((exit_code = cli_det_test_passes(cmd, &test, test_sizes, test_small, test_fuse))) goto done;
+    /* the model computes every detection the user keeps: down to --score-thresh where that is
+     * below its own threshold (fused scores are means over the passes, so a fused box can
+     * score under every pass's threshold) */
+    if (score_thresh < test.detect.score_thresh) test.detect.score_thresh = (float)score_thresh;
     if ((rc = det_model_config_validate(&test))) {
         exit_code = cli_error(cmd, CLI_EXIT_USAGE, "%s", nd_last_error());
         goto done;
     }
-    if (test.n_test_sizes > 0) {
-        fprintf(stderr, "nasdet detect: input %d, and for objects under %g px also", c->min_size, (double)test.test_small);
-        for (int i = 0; i < test.n_test_sizes; i++) fprintf(stderr, " %d", test.test_sizes[i]);
-        fprintf(stderr, "\n");
-    }
+    if (test.test_passes.n_sizes > 0) cli_det_print_passes(stderr, "nasdet detect: ", c->min_size, &test.test_passes);
     ctx = nn_ctx_new_like(det_model_params(m)); /* on the model's device */
     results = cJSON_CreateArray();
     int64_t done_n = 0, skipped = 0, objects = 0;

@@ -1,5 +1,6 @@
 /* nasdet train-det: train a Faster R-CNN detector on COCO-format data. */
 #include "cli/cli.h"
+#include "cli/cli_det.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,7 +33,7 @@ static int parse_source(const char *opt, const char *spec, char **ann, char **di
 static int parse_list(const char *opt, const char *text, int max, int integers, double *out) {
     double *v = NULL;
     int n = 0, rc = nd_parse_double_list(text, &v, &n);
-    if (rc) return nd_fail_context(rc, "%s", opt);
+    if (rc) return nd_fail_context(rc, "%s: ", opt);
     if (n < 1 || n > max) rc = nd_fail(ND_ERR_INVALID, "%s: 1 to %d values, got %d", opt, max, n);
     for (int i = 0; rc == 0 && i < n; i++) {
         if (integers && v[i] != floor(v[i]))
@@ -97,7 +98,8 @@ int cli_cmd_train_det(int argc, char **argv) {
 
 static int train_det_main(int argc, char **argv) {
     const char *train = NULL, *val = NULL, *backbone = NULL, *arch = NULL, *genotype = NULL, *out = NULL;
-    const char *layout = "c4", *anchor_sizes = NULL, *anchor_ratios = NULL, *roi_fuse = NULL, *test_sizes = NULL;
+    const char *layout = "c4", *anchor_sizes = NULL, *anchor_ratios = NULL, *roi_fuse = NULL, *test_sizes = NULL,
+               *test_fuse = NULL;
     const char *train_sizes = NULL;
     double test_small = 0;
     int64_t feat_stride = 16;
@@ -136,6 +138,9 @@ static int train_det_main(int argc, char **argv) {
          "detect: extra input sizes (short side) run for small objects, stored in the model", NULL, "LIST"},
         {"test-small", ND_OPT_DOUBLE, &test_small,
          "detect: extra sizes keep objects under this size in base-input pixels (0: min size / 6)", NULL, "PX"},
+        {"test-fuse", ND_OPT_STRING, &test_fuse,
+         "detect: fuse the sizes' boxes; the base input sees objects of at least MIN px, each extra size those "
+         "under MAX px of its own input (default: NMS merge)", NULL, "MIN,MAX"},
         {"roi-fuse", ND_OPT_STRING, &roi_fuse,
          "c4 on a NASNet: strides of deeper cells (16, 32) whose features join each ROI's (1x1 conv, added)", NULL,
          "LIST"},
@@ -273,11 +278,7 @@ static int train_det_main(int argc, char **argv) {
             exit_code = cli_error(cmd, CLI_EXIT_USAGE, "%s", nd_last_error());
             goto done;
         }
-        if (test_sizes && (rc = det_model_config_parse_test_sizes(&cfg, test_sizes))) {
-            exit_code = cli_error(cmd, CLI_EXIT_USAGE, "--test-sizes: %s", nd_last_error());
-            goto done;
-        }
-        if (cfg.n_test_sizes > 0) cfg.test_small = (float)(test_small > 0 ? test_small : cfg.min_size / 6.0);
+        if ((exit_code = cli_det_test_passes(cmd, &cfg, test_sizes, test_small, test_fuse))) goto done;
         cfg.prop_train.pre_nms_top_n = pre_train, cfg.prop_train.post_nms_top_n = post_train;
         cfg.prop_test.pre_nms_top_n = pre_test, cfg.prop_test.post_nms_top_n = post_test;
         cfg.detect.nms_thresh = (float)det_nms, cfg.detect.score_thresh = (float)det_score;

@@ -20,6 +20,7 @@ static const cli_command commands[] = {
     {"eval", cli_cmd_eval, "COCO evaluation (bbox, segm, keypoints) of a results file, as pycocotools"},
     {"train", cli_cmd_train, "train a NASNet classifier (preset or searched genotype)"},
     {"train-det", cli_cmd_train_det, "train a Faster R-CNN detector on NASNet features"},
+    {"det-settings", cli_cmd_det_settings, "show or change a detector model's stored test-time settings"},
     {"search", cli_cmd_search, "search a NASNet cell (PPO, REINFORCE or random search)"},
     {"info", cli_cmd_info, "parameters and multiply-adds of a NASNet"},
     {"data", cli_cmd_data, "make the proxy data sets (digits-cls, digits-det) from real digits and photos"},
@@ -31,7 +32,7 @@ enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
 static void usage(FILE *fp) {
     fprintf(fp, "usage: nasdet [--quiet | --verbose] COMMAND [options]\n\ncommands:\n");
-    for (int i = 0; i < NCOMMANDS; i++) fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    for (int i = 0; i < NCOMMANDS; i++) fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(fp, "\n'nasdet COMMAND --help' shows the options of a command.\n"
                 "  --version  print the version\n  --quiet    only errors\n  --verbose  debug messages too\n");
 }

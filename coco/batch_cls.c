@@ -26,13 +26,13 @@ static int load_file(const coco_loader *l, int64_t sample, nd_image *out, int32_
     nd_image img = {0};
     const char *path = l->src.paths[sample];
     int rc = nd_image_read(path, 3, &img);
-    if (rc) return nd_fail_context(rc, "sample %lld", (long long)sample);
+    if (rc) return nd_fail_context(rc, "sample %lld: ", (long long)sample);
     *orig_h = img.height, *orig_w = img.width;
     if (img.width != l->cls.out_width || img.height != l->cls.out_height) {
         int shrink = img.width > l->cls.out_width || img.height > l->cls.out_height;
         rc = nd_image_resize(&img, l->cls.out_width, l->cls.out_height, shrink ? ND_INTERP_AREA : ND_INTERP_LINEAR, out);
         nd_image_free(&img);
-        if (rc) return nd_fail_context(rc, "%s", path);
+        if (rc) return nd_fail_context(rc, "%s: ", path);
     } else {
         *out = img;
     }

@@ -40,7 +40,7 @@ static int load_resized(const coco_loader *l, int64_t idx, int32_t min_side, int
     nd_image img = {0};
     int rc = nd_image_read(path, 3, &img);
     if (rc) {
-        rc = nd_fail_context(rc, "image id %lld (%s)", (long long)im->id, im->file_name);
+        rc = nd_fail_context(rc, "image id %lld (%s): ", (long long)im->id, im->file_name);
         free(path);
         return rc;
     }

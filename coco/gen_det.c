@@ -107,7 +107,7 @@ static int write_jpeg(const char *path, int32_t size, uint8_t *rgb) {
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = nd_image_encode(&img, ".jpg", 90, &buf, &len);
-    if (rc) return nd_fail_context(rc, "%s", path);
+    if (rc) return nd_fail_context(rc, "%s: ", path);
     FILE *fp = fopen(path, "wb");
     if (!fp) rc = nd_fail(ND_ERR_IO, "%s: cannot create the image file", path);
     else {

@@ -223,7 +223,7 @@ int det_train_run(det_model *m, const det_train_opts *o) {
             if (rc == 0 && (uint64_t)seed != o->seed)
                 rc = nd_fail(ND_ERR_INVALID, "%s: written with --seed %lld, resumed with %llu", r.ckpt,
                              (long long)seed, (unsigned long long)o->seed);
-            if (rc) rc = nd_fail_context(rc, "%s", r.ckpt);
+            if (rc) rc = nd_fail_context(rc, "%s: ", r.ckpt);
             nn_meta_free(&meta);
         }
         if (rc == 0) {
@@ -287,7 +287,7 @@ int det_train_run(det_model *m, const det_train_opts *o) {
             free(shard_first);
             if (rc == 0 && o->grad_sync) rc = o->grad_sync(m->ps, o->grad_sync_user);
             if (rc) {
-                rc = nd_fail_context(rc, "train-det: step %lld (epoch %lld batch %lld)", (long long)r.step,
+                rc = nd_fail_context(rc, "train-det: step %lld (epoch %lld batch %lld): ", (long long)r.step,
                                      (long long)r.epoch + 1, (long long)bi);
                 break;
             }

@@ -244,6 +244,31 @@ int det_detect_postprocess(const float *proposals, const float *probs, const flo
                            const det_detect_params *p, float *out_boxes, float *out_scores,
                            int64_t *out_labels, int64_t *n_out);
 
+/* ---- test-time pass fusion ---------------------------------------------------------------- */
+
+/* The input passes of det_fuse_boxes: pass p's input is scale[p] x the image, and it is trusted
+ * for objects whose side (square root of the area) in its own input pixels lies in
+ * [min_side[p], max_side[p]) (max_side 0: no upper limit). */
+typedef struct det_fuse_passes {
+    int32_t n;
+    const float *scale, *min_side, *max_side; /* [n] */
+} det_fuse_passes;
+
+/* Weighted box fusion of the detections of several passes over one image (the boxes in image
+ * pixels, each with its class and pass). Visited by score, highest first (equal scores in
+ * increasing index), a box joins the cluster of its class whose fused box it overlaps most, if
+ * that IoU is > iou_thresh, else it starts one. A cluster's box is the score-weighted mean of
+ * its members; its score is the mean, over the passes trusted for its box's size, of each
+ * pass's best member score (0 for a pass that found nothing there), so a box that one pass
+ * alone sees is damped and one all passes agree on keeps its score (where no pass is trusted
+ * for the fused size, the mean runs over the passes that contributed). Clusters scoring
+ * > score_thresh are written best first (equal scores in order of creation), at most max_dets,
+ * to out_boxes[max_dets * 4], out_scores, out_classes; *n_out their count. Deterministic.
+ * ND_ERR_INVALID on a pass index out of range or bad parameters, ND_ERR_NOMEM. */
+int det_fuse_boxes(const float *boxes, const float *scores, const int32_t *classes, const int32_t *pass,
+                   int64_t n, const det_fuse_passes *passes, float iou_thresh, float score_thresh,
+                   int64_t max_dets, float *out_boxes, float *out_scores, int32_t *out_classes, int64_t *n_out);
+
 #ifdef __cplusplus
 }
 #endif

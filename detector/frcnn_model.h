@@ -49,6 +49,9 @@ extern "C" {
 /* ---- configuration ------------------------------------------------------------------------ */
 
 enum { DET_MAX_ROI_FUSE = 2, DET_MAX_TEST_SIZES = 4, DET_MAX_TRAIN_SIZES = 8 };
+/* IoU above which boxes of one class from different test passes are fused (the WBF paper's 0.55;
+ * on the digits-det dev set 0.5-0.6 give the same AP50). */
+#define DET_FUSE_IOU 0.55f
 
 typedef enum det_layout { DET_LAYOUT_C4 = 0, DET_LAYOUT_NASNET = 1 } det_layout;
 typedef enum det_backbone_kind { DET_BACKBONE_NASNET = 0, DET_BACKBONE_CONVNET = 1 } det_backbone_kind;
@@ -58,6 +61,22 @@ const char *det_layout_name(det_layout l);
 int det_layout_parse(const char *name);
 const char *det_backbone_name(det_backbone_kind b);
 int det_backbone_parse(const char *name);
+
+/* Test-time passes of det_model_detect_image beyond the base input (min_size). */
+typedef struct det_test_passes {
+    int32_t n_sizes;                   /* extra passes (0..4) */
+    int32_t sizes[DET_MAX_TEST_SIZES]; /* short side of each (the long-side cap max_size scaled
+                                          alike), ascending, above min_size */
+    /* Merge by NMS (fuse_max 0): the base pass keeps every object, an extra one only those
+     * smaller than `small` (square root of the area, in pixels of the base input): the small
+     * ones that the base pass sees on too few feature cells. */
+    float small;
+    /* Merge by weighted box fusion (fuse_max > 0, det_fuse_boxes): the base pass is trusted for
+     * objects of at least fuse_min pixels of its input, each extra pass for those under fuse_max
+     * pixels of its own input (larger ones outgrow the anchors and receptive field it was
+     * trained with); `small` is unused. */
+    float fuse_min, fuse_max;
+} det_test_passes;
 
 typedef struct det_model_config {
     det_layout layout;
@@ -94,12 +113,7 @@ typedef struct det_model_config {
     float roi_pos_fraction;    /* 0.25 */
     float rpn_beta, roi_beta;  /* smooth-L1 beta (1/9) */
     det_detect_params detect;  /* test: score threshold, per-class NMS, detections per image */
-    int32_t n_test_sizes;      /* extra test-time input sizes for det_model_detect_image (0..4) */
-    int32_t test_sizes[DET_MAX_TEST_SIZES]; /* short side of each extra pass (the long-side cap
-                                  max_size scaled alike), ascending, above min_size */
-    float test_small;          /* an extra pass keeps only the objects smaller than this (square
-                                  root of the area, in pixels of the base input): the small ones
-                                  that the base pass sees on too few feature cells */
+    det_test_passes test_passes; /* extra test-time input sizes and how their objects merge */
 
     int32_t num_classes;       /* K, without background */
     int64_t *category_ids;     /* [K] COCO category id of class k; owned */
@@ -126,9 +140,12 @@ int det_model_config_to_json(const det_model_config *c, char **text);
  * det_model_config_free); `name` opens messages. ND_ERR_FORMAT naming the key on a missing or
  * mistyped field; then validated. */
 int det_model_config_from_json(const char *text, const char *name, det_model_config *c);
-/* "512,640" -> c->test_sizes (not validated here); "none" clears them. ND_ERR_INVALID naming
- * the text on a bad list. */
+/* "512,640" -> c->test_passes.sizes (not validated here); "none" clears them (and fusion).
+ * ND_ERR_INVALID naming the text on a bad list. */
 int det_model_config_parse_test_sizes(det_model_config *c, const char *list);
+/* "MIN,MAX" -> c->test_passes.fuse_min, fuse_max (fusion on; not validated here); "none" turns
+ * fusion off (NMS merge). ND_ERR_INVALID naming the text on a bad pair. */
+int det_model_config_parse_test_fuse(det_model_config *c, const char *pair);
 /* Class index of a COCO category id, or -1. */
 int32_t det_model_config_class_of(const det_model_config *c, int64_t category_id);
 
@@ -142,6 +159,10 @@ typedef struct det_model det_model;
 int det_model_new(const det_model_config *cfg, uint64_t seed, det_model **out);
 void det_model_free(det_model *m);                    /* NULL is fine */
 const det_model_config *det_model_cfg(const det_model *m);
+/* Replace m's test-time settings (test proposal counts, detect thresholds, test passes), which
+ * do not change what the weights mean, with those of `c`, another config of the same model.
+ * ND_ERR_INVALID (m unchanged) when they do not validate. */
+int det_model_set_test_settings(det_model *m, const det_model_config *c);
 /* The parameter store (owned by the model): for optimizers and checkpoints. */
 nn_params *det_model_params(det_model *m);
 /* Number of trainable values. */
@@ -204,10 +225,12 @@ void det_detections_free(det_detections *d);        /* frees the arrays, zeroes;
 int det_model_detect(det_model *m, nn_ctx *ctx, const det_batch *b, det_detections *out);
 
 /* One image, in its own pixels: the batch path at the model's input size, plus one pass per
- * cfg.test_sizes whose detections smaller than cfg.test_small are added; then per-class NMS
- * (cfg.detect.nms_thresh) over all passes and the best cfg.detect.max_dets. Boxes are clipped
- * to the image. `c` may be NULL (the model's config) or another config of the same model whose
- * test fields (sizes, small, detect) override the model's. */
+ * cfg.test_passes.sizes, merged as cfg.test_passes says (NMS: per-class NMS at
+ * cfg.detect.nms_thresh over the base pass and the extra passes' small objects; fusion:
+ * det_fuse_boxes at DET_FUSE_IOU, scores > cfg.detect.score_thresh), then the best
+ * cfg.detect.max_dets. Boxes are clipped to the image. `c` may be NULL (the model's config) or
+ * another config of the same model whose test fields (test_passes, detect) override the
+ * model's. */
 int det_model_detect_image(det_model *m, nn_ctx *ctx, const det_model_config *c, const uint8_t *rgb,
                            int32_t width, int32_t height, int32_t channels, det_detections *out);
 

@@ -50,6 +50,21 @@ void det_model_free(det_model *m) {
 
 const det_model_config *det_model_cfg(const det_model *m) { return &m->cfg; }
 nn_params *det_model_params(det_model *m) { return m->ps; }
+
+/* The test-time fields of `from` over `to` (shallow: the class table stays to's). */
+static void copy_test_settings(det_model_config *to, const det_model_config *from) {
+    to->prop_test = from->prop_test;
+    to->detect = from->detect;
+    to->test_passes = from->test_passes;
+}
+
+int det_model_set_test_settings(det_model *m, const det_model_config *c) {
+    det_model_config use = m->cfg;
+    copy_test_settings(&use, c);
+    int rc = det_model_config_validate(&use);
+    if (rc == 0) copy_test_settings(&m->cfg, c);
+    return rc;
+}
 int64_t det_model_num_params(const det_model *m) { return nn_params_numel(m->ps); }
 
 int det_model_save(const det_model *m, const char *path, const nn_meta *extra, uint32_t flags) {
@@ -115,10 +130,7 @@ static int file_config_as_trained(const det_model *m, const char *text, const ch
     det_model_config f;
     int rc = det_model_config_from_json(text, path, &f);
     if (rc) return rc;
-    f.prop_test = m->cfg.prop_test;
-    f.detect = m->cfg.detect;
-    f.n_test_sizes = m->cfg.n_test_sizes, f.test_small = m->cfg.test_small;
-    memcpy(f.test_sizes, m->cfg.test_sizes, sizeof f.test_sizes);
+    copy_test_settings(&f, &m->cfg);
     rc = det_model_config_to_json(&f, json);
     det_model_config_free(&f);
     return rc;

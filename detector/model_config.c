@@ -137,7 +137,7 @@ int det_model_config_validate(const det_model_config *c) {
           "the nasnet layout needs a NASNet backbone (its box classifier is the NASNet's last cells)");
     if (c->backbone == DET_BACKBONE_NASNET) {
         if (nas_genotype_validate(&c->genotype))
-            return nd_fail_context(ND_ERR_INVALID, "detector config: genotype");
+            return nd_fail_context(ND_ERR_INVALID, "detector config: genotype: ");
         CHECK(c->nas_n >= 1 && c->nas_n <= 16, "N must be in 1..16, got %d", c->nas_n);
         CHECK(c->nas_f >= 2 && c->nas_f <= 1024 && c->nas_f % 2 == 0, "F must be even, 2..1024, got %d",
               c->nas_f);
@@ -160,7 +160,7 @@ int det_model_config_validate(const det_model_config *c) {
           (double)c->anchors.stride_x, (double)c->anchors.stride_y);
     float scratch[DET_ANCHOR_MAX_SCALES * DET_ANCHOR_MAX_RATIOS * 4];
     if (det_anchors_grid(&c->anchors, 1, 1, scratch))
-        return nd_fail_context(ND_ERR_INVALID, "detector config: anchors");
+        return nd_fail_context(ND_ERR_INVALID, "detector config: anchors: ");
     CHECK(c->rpn_channels >= 1 && c->rpn_channels <= 4096, "rpn channels must be in 1..4096");
     int rc;
     if ((rc = check_match(&c->rpn_match, "rpn")) || (rc = check_match(&c->roi_match, "roi"))) return rc;
@@ -181,14 +181,18 @@ int det_model_config_validate(const det_model_config *c) {
                   (i == 0 || c->roi_fuse[i] > c->roi_fuse[i - 1]),
               "roi fuse strides must be 16 or 32, ascending and above the feature stride %g, got %d",
               (double)c->anchors.stride_x, c->roi_fuse[i]);
-    CHECK(c->n_test_sizes >= 0 && c->n_test_sizes <= DET_MAX_TEST_SIZES, "at most %d test sizes",
+    CHECK(c->test_passes.n_sizes >= 0 && c->test_passes.n_sizes <= DET_MAX_TEST_SIZES, "at most %d test sizes",
           DET_MAX_TEST_SIZES);
-    for (int i = 0; i < c->n_test_sizes; i++)
-        CHECK(c->test_sizes[i] > (i ? c->test_sizes[i - 1] : c->min_size) && c->test_sizes[i] <= 8192,
+    for (int i = 0; i < c->test_passes.n_sizes; i++)
+        CHECK(c->test_passes.sizes[i] > (i ? c->test_passes.sizes[i - 1] : c->min_size) && c->test_passes.sizes[i] <= 8192,
               "test sizes must be ascending, above min_size %d and at most 8192, got %d", c->min_size,
-              c->test_sizes[i]);
-    CHECK(c->n_test_sizes == 0 || (isfinite(c->test_small) && c->test_small > 0),
-          "test_small must be > 0 with test sizes");
+              c->test_passes.sizes[i]);
+    const det_test_passes *tp = &c->test_passes;
+    CHECK(isfinite(tp->fuse_min) && isfinite(tp->fuse_max) && tp->fuse_min >= 0 && tp->fuse_max >= 0,
+          "test_fuse: sizes must be >= 0, got %g, %g", (double)tp->fuse_min, (double)tp->fuse_max);
+    CHECK(tp->fuse_max == 0 || tp->n_sizes > 0, "test_fuse needs test sizes to fuse");
+    CHECK(tp->n_sizes == 0 || tp->fuse_max > 0 || (isfinite(tp->small) && tp->small > 0),
+          "test_small must be > 0 with test sizes merged by NMS");
     CHECK(c->rpn_beta >= 0 && c->roi_beta >= 0, "smooth-L1 beta must be >= 0");
     CHECK(c->detect.score_thresh >= 0 && c->detect.score_thresh < 1 && c->detect.nms_thresh > 0 &&
               c->detect.nms_thresh <= 1 && c->detect.max_dets >= 1 && c->detect.max_dets <= 100000,
@@ -198,9 +202,26 @@ int det_model_config_validate(const det_model_config *c) {
     return ND_OK;
 }
 
+int det_model_config_parse_test_fuse(det_model_config *c, const char *pair) {
+    if (strcmp(pair, "none") == 0) {
+        c->test_passes.fuse_min = c->test_passes.fuse_max = 0;
+        return ND_OK;
+    }
+    double *v = NULL;
+    int n = 0;
+    int bad = nd_parse_double_list(pair, &v, &n) || n != 2 || !(v[0] >= 0 && v[1] > 0 && v[1] <= 1e5 && v[0] <= 1e5);
+    if (!bad) c->test_passes.fuse_min = (float)v[0], c->test_passes.fuse_max = (float)v[1];
+    free(v);
+    if (bad)
+        return nd_fail(ND_ERR_INVALID, "test fuse \"%s\": expected MIN,MAX in pixels (MIN >= 0, MAX > 0), or none",
+                       pair);
+    return ND_OK;
+}
+
 int det_model_config_parse_test_sizes(det_model_config *c, const char *list) {
-    if (strcmp(list, "none") == 0) {
-        c->n_test_sizes = 0;
+    if (strcmp(list, "none") == 0) { /* one pass: nothing to merge either */
+        c->test_passes.n_sizes = 0;
+        c->test_passes.fuse_min = c->test_passes.fuse_max = 0;
         return ND_OK;
     }
     double *v = NULL;
@@ -214,9 +235,9 @@ int det_model_config_parse_test_sizes(det_model_config *c, const char *list) {
     for (int i = 0; i < n; i++) {
         if (v[i] != floor(v[i]) || v[i] < 1 || v[i] > 8192)
             rc = nd_fail(ND_ERR_INVALID, "test sizes \"%s\": %g is not a size in pixels", list, v[i]);
-        c->test_sizes[i] = (int32_t)v[i];
+        c->test_passes.sizes[i] = (int32_t)v[i];
     }
-    c->n_test_sizes = rc ? 0 : n;
+    c->test_passes.n_sizes = rc ? 0 : n;
     free(v);
     return rc;
 }

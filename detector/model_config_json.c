@@ -101,11 +101,15 @@ int det_model_config_to_json(const det_model_config *c, char **text) {
 
     const det_detect_params *d = &c->detect;
     cJSON *de = cJSON_AddObjectToObject(o, "detect");
-    if (c->n_test_sizes > 0) { /* written only when used: older models stay byte-identical */
+    if (c->test_passes.n_sizes > 0) { /* written only when used: older models stay byte-identical */
         float sizes[DET_MAX_TEST_SIZES];
-        for (int i = 0; i < c->n_test_sizes; i++) sizes[i] = (float)c->test_sizes[i];
-        cJSON_AddItemToObject(de, "test_sizes", num_array(sizes, c->n_test_sizes));
-        cJSON_AddNumberToObject(de, "test_small", (double)c->test_small);
+        for (int i = 0; i < c->test_passes.n_sizes; i++) sizes[i] = (float)c->test_passes.sizes[i];
+        cJSON_AddItemToObject(de, "test_sizes", num_array(sizes, c->test_passes.n_sizes));
+        cJSON_AddNumberToObject(de, "test_small", (double)c->test_passes.small);
+        if (c->test_passes.fuse_max > 0) {
+            float fuse[2] = {c->test_passes.fuse_min, c->test_passes.fuse_max};
+            cJSON_AddItemToObject(de, "test_fuse", num_array(fuse, 2));
+        }
     }
     cJSON_AddNumberToObject(de, "score_thresh", (double)d->score_thresh);
     cJSON_AddNumberToObject(de, "nms", (double)d->nms_thresh);
@@ -275,7 +279,7 @@ int det_model_config_from_json(const char *text, const char *name, det_model_con
     if (r.rc == 0 && cJSON_IsObject(g)) {
         char *gt = cJSON_PrintUnformatted(g);
         if (!gt || nas_genotype_parse(gt, &c->genotype))
-            r.rc = nd_fail_context(ND_ERR_FORMAT, "%s: detector config: genotype", name);
+            r.rc = nd_fail_context(ND_ERR_FORMAT, "%s: detector config: genotype: ", name);
         free(gt);
     } else if (r.rc == 0 && c->backbone == DET_BACKBONE_NASNET) {
         r.rc = nd_fail(ND_ERR_FORMAT, "%s: detector config: genotype: expected an object", name);
@@ -323,8 +327,13 @@ int det_model_config_from_json(const char *text, const char *name, det_model_con
     c->detect.score_thresh = (float)num(&r, de, "detect.", "score_thresh");
     c->detect.nms_thresh = (float)num(&r, de, "detect.", "nms");
     c->detect.max_dets = int64(&r, de, "detect.", "max_dets");
-    c->n_test_sizes = optional_ints(&r, de, "detect.", "test_sizes", c->test_sizes, DET_MAX_TEST_SIZES);
-    if (c->n_test_sizes > 0) c->test_small = (float)num(&r, de, "detect.", "test_small");
+    c->test_passes.n_sizes = optional_ints(&r, de, "detect.", "test_sizes", c->test_passes.sizes, DET_MAX_TEST_SIZES);
+    if (c->test_passes.n_sizes > 0) c->test_passes.small = (float)num(&r, de, "detect.", "test_small");
+    if (de && cJSON_GetObjectItemCaseSensitive(de, "test_fuse")) { /* newer than some model files */
+        float fuse[2] = {0, 0};
+        if (nums(&r, de, "detect.", "test_fuse", fuse, 2, 2) == 2)
+            c->test_passes.fuse_min = fuse[0], c->test_passes.fuse_max = fuse[1];
+    }
     c->detect.min_size = (float)num(&r, de, "detect.", "min_size");
     read_coder(&r, de, "detect.", &c->detect.coder);
 
@@ -348,7 +357,7 @@ int det_model_config_from_json(const char *text, const char *name, det_model_con
         free(names);
     }
     cJSON_Delete(o);
-    if (r.rc == 0 && det_model_config_validate(c)) r.rc = nd_fail_context(ND_ERR_FORMAT, "%s", name);
+    if (r.rc == 0 && det_model_config_validate(c)) r.rc = nd_fail_context(ND_ERR_FORMAT, "%s: ", name);
     if (r.rc) det_model_config_free(c);
     return r.rc;
 }

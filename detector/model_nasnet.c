@@ -64,7 +64,7 @@ static int net_config(const det_model_config *c, nas_net_config *n) {
 int det_nasnet_build(det_model *m, nd_rng *rng) {
     nas_net_config nc;
     int rc = net_config(&m->cfg, &nc);
-    if (rc) return nd_fail_context(rc, "detector backbone");
+    if (rc) return nd_fail_context(rc, "detector backbone: ");
     det_nasnet *d = calloc(1, sizeof *d);
     if (!d) return nd_fail(ND_ERR_NOMEM, "out of memory");
     m->nas = d;

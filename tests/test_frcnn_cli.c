@@ -171,6 +171,49 @@ Test(frcnn_cli, train_resume_detect_eval, .timeout = 240) {
     cr_expect_eq(tu_run_cli(cmd, &out), 0, "%s", out);
     cr_expect(strstr(out, "objects under 20 px also 96") && strstr(out, "detect: 3 images"), "%s", out);
     free(out);
+    /* fused sizes, from the command line and stored in the model by det-settings */
+    snprintf(cmd, sizeof cmd, "detect --model %s/a/model.safetensors --test-sizes 96 --test-fuse 8,40 %s/d/val", t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "(objects from 8 px), 96 (objects under 40 px of each); boxes fused") &&
+                  strstr(out, "detect: 3 images"),
+              "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "det-settings %s/a/model.safetensors --test-sizes 96 --test-fuse 8,40 --det-score 0.02 --out %s/f.safetensors",
+             t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "boxes fused") && strstr(out, "score > 0.02") && strstr(out, "wrote"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "det-settings %s/f.safetensors", t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "(objects from 8 px), 96") && strstr(out, "score > 0.02"), "%s", out);
+    free(out);
+    /* the stored settings are what detect runs, and the weights are the same: the same boxes */
+    snprintf(cmd, sizeof cmd, "detect --model %s/f.safetensors --score-thresh 0.02 --out-json %s/f1.json %s/d/val", t,
+             t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "boxes fused"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "detect --model %s/a/model.safetensors --score-thresh 0.02 --test-sizes 96 --test-fuse 8,40 --out-json "
+             "%s/f2.json %s/d/val",
+             t, t, t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 0, "%s", out);
+    free(out);
+    char *f1 = slurp(t, "f1.json"), *f2 = slurp(t, "f2.json");
+    cr_expect(f1 && f2 && strcmp(f1, f2) == 0, "stored settings give other detections");
+    free(f1), free(f2);
+    snprintf(cmd, sizeof cmd, "det-settings %s/f.safetensors --test-fuse 8", t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
+    cr_expect(strstr(out, "--test-fuse") && strstr(out, "MIN,MAX"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "det-settings %s/f.safetensors --det-score 1.5", t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 2, "%s", out);
+    cr_expect(strstr(out, "score_thresh"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "det-settings %s/d/annotations/instances_val.json", t);
+    cr_expect_eq(tu_run_cli(cmd, &out), 1, "%s", out);
+    free(out);
     tu_rmtree(t);
     free(t);
 }

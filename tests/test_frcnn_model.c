@@ -542,23 +542,44 @@ Test(frcnn_model, test_sizes_config_and_merge, .timeout = 120) {
     /* config: parsed, validated, kept by the JSON, absent in older files */
     cr_expect_eq(det_model_config_parse_test_sizes(&c, "96,abc"), ND_ERR_INVALID);
     cr_assert_eq(det_model_config_parse_test_sizes(&c, "96,128"), 0, "%s", nd_last_error());
-    c.test_small = 20;
+    c.test_passes.small = 20;
     cr_assert_eq(det_model_config_validate(&c), 0, "%s", nd_last_error());
     char *js = NULL;
     det_model_config d;
     cr_assert_eq(det_model_config_to_json(&c, &js), 0);
     cr_assert_eq(det_model_config_from_json(js, "x", &d), 0, "%s", nd_last_error());
-    cr_expect(d.n_test_sizes == 2 && d.test_sizes[1] == 128 && d.test_small == 20.0f);
+    cr_expect(d.test_passes.n_sizes == 2 && d.test_passes.sizes[1] == 128 && d.test_passes.small == 20.0f);
     det_model_config_free(&d);
     free(js);
-    c.test_sizes[1] = 90;
+    c.test_passes.sizes[1] = 90;
     cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "descending");
-    c.test_sizes[0] = 48, c.n_test_sizes = 1;
+    c.test_passes.sizes[0] = 48, c.test_passes.n_sizes = 1;
     cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "below min_size");
-    c.test_sizes[0] = 96, c.test_small = 0;
+    c.test_passes.sizes[0] = 96, c.test_passes.small = 0;
     cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "no size limit");
+    /* fusion: parsed, kept by the JSON, needs sizes; "none" sizes clear it */
+    c.test_passes.small = 20;
+    cr_expect_eq(det_model_config_parse_test_fuse(&c, "40"), ND_ERR_INVALID);
+    cr_expect_eq(det_model_config_parse_test_fuse(&c, "40,0"), ND_ERR_INVALID);
+    cr_assert_eq(det_model_config_parse_test_fuse(&c, "40,128"), 0, "%s", nd_last_error());
+    cr_assert_eq(det_model_config_validate(&c), 0, "%s", nd_last_error());
+    cr_assert_eq(det_model_config_to_json(&c, &js), 0);
+    cr_assert_eq(det_model_config_from_json(js, "x", &d), 0, "%s", nd_last_error());
+    cr_expect(d.test_passes.fuse_min == 40.0f && d.test_passes.fuse_max == 128.0f);
+    det_model_config_free(&d);
+    free(js);
+    cr_assert_eq(det_model_config_parse_test_fuse(&c, "none"), 0);
+    cr_expect(c.test_passes.fuse_max == 0 && c.test_passes.n_sizes == 1);
+    cr_assert_eq(det_model_config_to_json(&c, &js), 0);
+    cr_expect_null(strstr(js, "test_fuse"), "written only when used");
+    free(js);
+    c.test_passes.fuse_max = 128;
     cr_assert_eq(det_model_config_parse_test_sizes(&c, "none"), 0);
-    cr_expect_eq(c.n_test_sizes, 0);
+    cr_expect_eq(c.test_passes.n_sizes, 0);
+    cr_expect_eq(c.test_passes.fuse_max, 0, "no sizes, nothing to fuse");
+    c.test_passes.fuse_max = 128;
+    cr_expect_eq(det_model_config_validate(&c), ND_ERR_INVALID, "fusion without sizes");
+    c.test_passes.fuse_max = 0;
     cr_assert_eq(det_model_config_to_json(&c, &js), 0);
     cr_expect_null(strstr(js, "test_sizes"), "written only when used");
     free(js);
@@ -591,14 +612,14 @@ Test(frcnn_model, test_sizes_config_and_merge, .timeout = 120) {
     cr_expect_arr_eq(base.boxes, batch[0].boxes, (size_t)base.n * 4 * sizeof(float));
     /* an extra size whose objects are all over the limit adds nothing */
     det_model_config o = c; /* shallow: test fields only */
-    o.n_test_sizes = 1, o.test_sizes[0] = 96, o.test_small = 1e-3f;
+    o.test_passes.n_sizes = 1, o.test_passes.sizes[0] = 96, o.test_passes.small = 1e-3f;
     cr_assert_eq(det_model_detect_image(m, ctx, &o, rgb, 64, 64, 3, &none), 0, "%s", nd_last_error());
     cr_assert_eq(none.n, base.n);
     cr_expect_arr_eq(none.boxes, base.boxes, (size_t)base.n * 4 * sizeof(float));
     cr_expect_arr_eq(none.scores, base.scores, (size_t)base.n * sizeof(float));
     /* everything kept: the per-class NMS of both passes, best first; each base detection is kept
      * or suppressed by a kept one of its class scoring at least as high */
-    o.test_small = 1e6f;
+    o.test_passes.small = 1e6f;
     cr_assert_eq(det_model_detect_image(m, ctx, &o, rgb, 64, 64, 3, &merged), 0, "%s", nd_last_error());
     cr_assert(merged.n >= 1 && merged.n <= c.detect.max_dets);
     for (int64_t j = 1; j < merged.n; j++) cr_expect_geq(merged.scores[j - 1], merged.scores[j]);
@@ -622,7 +643,32 @@ Test(frcnn_model, test_sizes_config_and_merge, .timeout = 120) {
                        !memcmp(merged.boxes + 4 * j, base.boxes + 4 * k, 4 * sizeof(float)));
         cr_expect(covered, "base detection %lld neither kept nor suppressed", (long long)k);
     }
-    o.test_sizes[0] = 32;
+    /* fused, with the extra pass trusted for nothing: the base pass's detections as they are
+     * (its per-class NMS left no two boxes of a class overlapping by more than DET_FUSE_IOU) */
+    det_detections fused_base, fused_both;
+    o.test_passes.fuse_min = 0, o.test_passes.fuse_max = 1e-3f;
+    cr_assert_eq(det_model_detect_image(m, ctx, &o, rgb, 64, 64, 3, &fused_base), 0, "%s", nd_last_error());
+    cr_assert_eq(fused_base.n, base.n);
+    cr_expect_arr_eq(fused_base.boxes, base.boxes, (size_t)base.n * 4 * sizeof(float));
+    cr_expect_arr_eq(fused_base.scores, base.scores, (size_t)base.n * sizeof(float));
+    cr_expect_arr_eq(fused_base.classes, base.classes, (size_t)base.n * sizeof(int32_t));
+    /* both trusted for everything: best first, inside the image, above the threshold, and the
+     * scores are means over the two passes, no longer the base pass's alone */
+    o.test_passes.fuse_max = 1e6f;
+    cr_assert_eq(det_model_detect_image(m, ctx, &o, rgb, 64, 64, 3, &fused_both), 0, "%s", nd_last_error());
+    cr_assert(fused_both.n >= 1 && fused_both.n <= c.detect.max_dets);
+    float best_base = 0;
+    for (int64_t k = 0; k < base.n; k++) best_base = fmaxf(best_base, base.scores[k]);
+    for (int64_t j = 0; j < fused_both.n; j++) {
+        const float *q = fused_both.boxes + 4 * j;
+        cr_expect(q[0] >= 0 && q[1] >= 0 && q[2] <= 64 && q[3] <= 64, "box %lld outside the image", (long long)j);
+        cr_expect(fused_both.scores[j] > c.detect.score_thresh && fused_both.scores[j] <= 1);
+        if (j) cr_expect_geq(fused_both.scores[j - 1], fused_both.scores[j]);
+    }
+    cr_expect_neq(fused_both.scores[0], best_base, "the 96-px pass changed no score");
+    det_detections_free(&fused_base), det_detections_free(&fused_both);
+    o.test_passes.fuse_max = 0;
+    o.test_passes.sizes[0] = 32;
     cr_expect_eq(det_model_detect_image(m, ctx, &o, rgb, 64, 64, 3, &none), ND_ERR_INVALID, "size below min_size");
     det_detections_free(&base), det_detections_free(&batch[0]), det_detections_free(&merged),
         det_detections_free(&none);
@@ -633,7 +679,7 @@ Test(frcnn_model, test_sizes_config_and_merge, .timeout = 120) {
     cr_assert_eq(det_model_save(m, path, NULL, 0), 0, "%s", nd_last_error());
     det_model_config c2;
     cr_assert_eq(det_model_config_copy(&c2, &c), 0);
-    c2.n_test_sizes = 1, c2.test_sizes[0] = 80, c2.test_small = 9, c2.detect.score_thresh = 0.2f;
+    c2.test_passes.n_sizes = 1, c2.test_passes.sizes[0] = 80, c2.test_passes.small = 9, c2.detect.score_thresh = 0.2f;
     det_model *m2;
     cr_assert_eq(det_model_new(&c2, 1, &m2), 0);
     cr_expect_eq(det_model_load_weights(m2, path, NULL), 0, "%s", nd_last_error());
