@@ -26,7 +26,7 @@ echo "== 1. detect: demos/images -> $out/detections.json, $out/drawn/"
 
 echo "== 2. evaluate the shipped model on 50 new digits-det val images"
 "$NASDET" data digits-det --out "$out/val-set" --train 1 --val 50 --seed 7 > /dev/null
-"$NASDET" detect --score-thresh 0.05 --gt "$out/val-set/annotations/instances_val.json" \
+"$NASDET" detect --score-thresh 0.01 --gt "$out/val-set/annotations/instances_val.json" \
     --out-json "$out/val-results.json" "$out/val-set/val" | tail -1
 "$NASDET" eval --gt "$out/val-set/annotations/instances_val.json" --dt "$out/val-results.json" \
     --json "$out/val-eval.json"
