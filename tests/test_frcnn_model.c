@@ -669,7 +669,9 @@ Test(frcnn_model, test_sizes_config_and_merge, .timeout = 120) {
     det_detections_free(&fused_base), det_detections_free(&fused_both);
     o.test_passes.fuse_max = 0;
     o.test_passes.sizes[0] = 32;
-    cr_expect_eq(det_model_detect_image(m, ctx, &o, rgb, 64, 64, 3, &none), ND_ERR_INVALID, "size below min_size");
+    det_detections refused;
+    cr_expect_eq(det_model_detect_image(m, ctx, &o, rgb, 64, 64, 3, &refused), ND_ERR_INVALID, "size below min_size");
+    cr_expect_eq(refused.n, 0);
     det_detections_free(&base), det_detections_free(&batch[0]), det_detections_free(&merged),
         det_detections_free(&none);
 
