@@ -184,6 +184,11 @@ Test(frcnn_cli, train_resume_detect_eval, .timeout = 240) {
     cr_expect_eq(tu_run_cli(cmd, &out), 0, "%s", out);
     cr_expect(strstr(out, "boxes fused") && strstr(out, "score > 0.02") && strstr(out, "wrote"), "%s", out);
     free(out);
+    /* the rest of the metadata (training state) comes along */
+    char *fm = slurp(t, "f.safetensors"), *am = slurp(t, "a/model.safetensors");
+    cr_expect(am && strstr(am + 8, "\"train.step\""), "the trained model has no train.step"); /* past the length */
+    cr_expect(fm && strstr(fm + 8, "\"train.step\"") && strstr(fm + 8, "test_fuse"), "det-settings dropped metadata");
+    free(fm), free(am);
     snprintf(cmd, sizeof cmd, "det-settings %s/f.safetensors", t);
     cr_expect_eq(tu_run_cli(cmd, &out), 0, "%s", out);
     cr_expect(strstr(out, "(objects from 8 px), 96") && strstr(out, "score > 0.02"), "%s", out);
