@@ -132,7 +132,7 @@ typedef struct bcase {
     int nin;
     int64_t in[2][4];
     /* kind selects the op; k/stride/cout its parameters */
-    enum { K_CONV, K_DW, K_SEP, K_BN, K_RELU, K_AVG, K_MAX, K_CONCAT, K_ADD, K_CELL } kind;
+    enum { K_CONV, K_DW, K_SEP, K_BN, K_RELU, K_AVG, K_MAX, K_CONCAT, K_ADD, K_CELL, K_LINEAR } kind;
     int k, stride;
     int64_t cout;
 } bcase;
@@ -160,13 +160,15 @@ static const bcase cases[] = {
     {"maxpool3x3 s2 64 @32x32 b32", 1, {{32, 64, 32, 32}}, K_MAX, 3, 2, 0},
     {"concat 6x32 @32x32 b32", 1, {{32, 32, 32, 32}}, K_CONCAT, 0, 0, 0},
     {"add 32 @32x32 b32", 2, {{32, 32, 32, 32}, {32, 32, 32, 32}}, K_ADD, 0, 0, 0},
+    /* the detector's box head: 256 ROIs of 96 x 7 x 7 features into 256 */
+    {"linear 4704->256 b256", 1, {{256, 4704, 1, 1}}, K_LINEAR, 0, 0, 256},
     {"nasnet-a normal cell F=32 @32x32 b32", 2, {{32, 192, 32, 32}, {32, 192, 32, 32}}, K_CELL, 0, 0, 32},
     {"nasnet-a normal cell F=44 @28x28 b8", 2, {{8, 264, 28, 28}, {8, 264, 28, 28}}, K_CELL, 0, 0, 44},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
 typedef struct built {
-    nn_tensor *w;
+    nn_tensor *w, *bias;
     sep s;
     bn_layer bn;
     cell c;
@@ -180,6 +182,10 @@ static void build_params(const bcase *bc, built *b) {
     case K_SEP: b->s = sep_new(c, bc->k); break;
     case K_BN: b->bn = bn_new(c); break;
     case K_CELL: b->c = cell_new(c, bc->cout); break;
+    case K_LINEAR:
+        b->w = param(2, NN_SHAPE(bc->cout, c), 1);
+        b->bias = param(1, NN_SHAPE(bc->cout), 0);
+        break;
     default: break;
     }
 }
@@ -209,6 +215,7 @@ static nn_tensor *run_case(nn_ctx *ctx, const bcase *bc, const built *b, nn_tens
     case K_CONCAT: return nn_concat(ctx, in, 6, 1); /* six inputs made by time_case */
     case K_ADD: return nn_add(ctx, in[0], in[1]);
     case K_CELL: return cell_apply(ctx, &b->c, in[0], in[1]);
+    case K_LINEAR: return nn_linear(ctx, nn_reshape(ctx, in[0], 2, NN_SHAPE(in[0]->shape[0], in[0]->shape[1])), b->w, b->bias);
     }
     return NULL;
 }

@@ -96,6 +96,7 @@ CASES = [
     ("maxpool3x3 s2 64 @32x32 b32", [(32, 64, 32, 32)], lambda: nn.MaxPool2d(3, 2, 1)),
     ("concat 6x32 @32x32 b32", [(32, 32, 32, 32)] * 6, lambda: Concat()),
     ("add 32 @32x32 b32", [(32, 32, 32, 32)] * 2, lambda: Add()),
+    ("linear 4704->256 b256", [(256, 4704, 1, 1)], lambda: nn.Sequential(nn.Flatten(), nn.Linear(4704, 256))),
     ("nasnet-a normal cell F=32 @32x32 b32", [(32, 192, 32, 32)] * 2, lambda: Cell(192, 32)),
     ("nasnet-a normal cell F=44 @28x28 b8", [(8, 264, 28, 28)] * 2, lambda: Cell(264, 44)),
 ]
