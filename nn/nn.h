@@ -58,8 +58,8 @@
  * threads bit for bit).
  *
  * Speed: stride-1 dense and 1x1 convolutions run our own register-tiled direct kernels (forward
- * and input gradient), and so does linear's backward on AVX-512 CPUs; strided and grouped
- * convolutions, linear's forward and matmul go to OpenBLAS sgemm in fixed single-threaded blocks
+ * and input gradient), and so do large linear layers on AVX-512 CPUs; strided and grouped
+ * convolutions, small linear layers and matmul go to OpenBLAS sgemm in fixed single-threaded blocks
  * shared by OpenMP's threads (NN_CONV_GEMM=1 sends every dense convolution and linear there); depthwise convolution, pooling, BN and element-wise ops are our
  * own vector kernels. Kernels are AVX-512 where the CPU has it and AVX2 otherwise (chosen at run
  * time; NN_NO_AVX512=1 in the environment forces AVX2). A backward kernel that is the first to

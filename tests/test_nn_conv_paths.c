@@ -277,13 +277,13 @@ Test(nn_conv_paths, row_split_gemm_matches_double_sums) {
     nn_ctx_free(ctx);
 }
 
-/* The linear backward on the 1x1 register tiles (AVX-512, products of 2^20 or more): dx and dw of
- * [20, 4100] x [13, 4100]^T (partial channel tiles on both sides, a masked tail of positions),
- * reached twice so that both gradients also add onto what is there, against double sums, and
- * one thread against two bit for bit. */
-enum { FL_N = 20, FL_K = 4100, FL_O = 13 }; /* 1,066,000 products: over the 2^20 of the tile path */
+/* linear on the 1x1 register tiles (AVX-512, products of 2^20 or more): forward, dx and dw of
+ * [20, 4100] x [53, 4100]^T + bias (partial channel tiles and masked tails of positions on every
+ * product), the backward reached twice so that both gradients also add onto what is there,
+ * against double sums, and one thread against two bit for bit. */
+enum { FL_N = 20, FL_K = 4100, FL_O = 53 };
 
-static void flat_linear(int threads, float *dx, float *dw) {
+static void flat_linear(int threads, float *y_out, float *dx, float *dw) {
     nn_set_threads(threads);
     nd_rng rng;
     nd_rng_seed(&rng, 11);
@@ -291,50 +291,59 @@ static void flat_linear(int threads, float *dx, float *dw) {
     nn_tensor *x = nn_tensor_new(ctx, 2, NN_SHAPE(FL_N, FL_K)), *w = nn_tensor_new(ctx, 2, NN_SHAPE(FL_O, FL_K));
     for (int64_t j = 0; j < x->numel; j++) x->data[j] = (float)nd_rng_range(&rng, -1, 1);
     for (int64_t j = 0; j < w->numel; j++) w->data[j] = (float)nd_rng_range(&rng, -1, 1);
+    nn_tensor *b = nn_tensor_new(ctx, 1, NN_SHAPE(FL_O));
+    for (int64_t j = 0; j < FL_O; j++) b->data[j] = (float)j / FL_O; /* the tiles add onto the bias */
     nn_tensor_requires_grad(x);
     nn_tensor_requires_grad(w);
-    nn_tensor *y = nn_linear(ctx, x, w, NULL);
+    nn_tensor *y = nn_linear(ctx, x, w, b);
     nn_tensor *loss = nn_scale(ctx, nn_sum(ctx, nn_mul(ctx, y, y)), 0.5f, 0.0f); /* dy = y */
     nn_backward(ctx, loss);
     nn_backward(ctx, loss); /* the second pass adds: 2 dy */
+    memcpy(y_out, y->data, sizeof(float) * FL_N * FL_O);
     memcpy(dx, x->grad, sizeof(float) * FL_N * FL_K);
     memcpy(dw, w->grad, sizeof(float) * FL_O * FL_K);
     nn_ctx_free(ctx);
     nn_set_threads(0);
 }
 
-Test(nn_conv_paths, linear_backward_on_register_tiles) {
+Test(nn_conv_paths, linear_on_register_tiles) {
+    float *y1 = malloc(sizeof(float) * FL_N * FL_O), *y2 = malloc(sizeof(float) * FL_N * FL_O);
     float *dx1 = malloc(sizeof(float) * FL_N * FL_K), *dw1 = malloc(sizeof(float) * FL_O * FL_K);
     float *dx2 = malloc(sizeof(float) * FL_N * FL_K), *dw2 = malloc(sizeof(float) * FL_O * FL_K);
-    flat_linear(1, dx1, dw1);
-    flat_linear(2, dx2, dw2);
-    cr_expect(same_bits(dx1, dx2, FL_N * FL_K) && same_bits(dw1, dw2, FL_O * FL_K), "1 and 2 threads differ");
-    /* the same data, in double */
+    flat_linear(1, y1, dx1, dw1);
+    flat_linear(2, y2, dx2, dw2);
+    cr_expect(same_bits(y1, y2, FL_N * FL_O) && same_bits(dx1, dx2, FL_N * FL_K) && same_bits(dw1, dw2, FL_O * FL_K),
+              "1 and 2 threads differ");
+    /* the same data, in double; the gradients from the float forward's y (= dy), so that only
+     * the backward's own rounding is measured */
     nd_rng rng;
     nd_rng_seed(&rng, 11);
     double *x = malloc(sizeof(double) * FL_N * FL_K), *w = malloc(sizeof(double) * FL_O * FL_K);
     double *y = malloc(sizeof(double) * FL_N * FL_O);
     for (int64_t j = 0; j < FL_N * FL_K; j++) x[j] = (float)nd_rng_range(&rng, -1, 1);
     for (int64_t j = 0; j < FL_O * FL_K; j++) w[j] = (float)nd_rng_range(&rng, -1, 1);
+    int bad_y = 0, bad_dx = 0, bad_dw = 0;
     for (int i = 0; i < FL_N; i++)
         for (int o = 0; o < FL_O; o++) {
             double acc = 0;
             for (int k = 0; k < FL_K; k++) acc += x[i * FL_K + k] * w[o * FL_K + k];
+            acc += (double)(float)((double)o / FL_O);
             y[i * FL_O + o] = acc;
+            bad_y += fabs(y1[i * FL_O + o] - acc) > 1e-4 * (1 + fabs(acc));
         }
-    int bad = 0;
     for (int i = 0; i < FL_N; i++)
         for (int k = 0; k < FL_K; k++) {
             double acc = 0;
-            for (int o = 0; o < FL_O; o++) acc += 2 * y[i * FL_O + o] * w[o * FL_K + k];
-            bad += fabs(dx1[i * FL_K + k] - acc) > 1e-4 * (1 + fabs(acc));
+            for (int o = 0; o < FL_O; o++) acc += 2 * (double)y1[i * FL_O + o] * w[o * FL_K + k];
+            bad_dx += fabs(dx1[i * FL_K + k] - acc) > 1e-4 * (1 + fabs(acc));
         }
     for (int o = 0; o < FL_O; o++)
         for (int k = 0; k < FL_K; k++) {
             double acc = 0;
-            for (int i = 0; i < FL_N; i++) acc += 2 * y[i * FL_O + o] * x[i * FL_K + k];
-            bad += fabs(dw1[o * FL_K + k] - acc) > 1e-3 * (1 + fabs(acc));
+            for (int i = 0; i < FL_N; i++) acc += 2 * (double)y1[i * FL_O + o] * x[i * FL_K + k];
+            bad_dw += fabs(dw1[o * FL_K + k] - acc) > 1e-4 * (1 + fabs(acc));
         }
-    cr_expect_eq(bad, 0, "%d gradient values off the double sums", bad);
-    free(x), free(w), free(y), free(dx1), free(dw1), free(dx2), free(dw2);
+    cr_expect(bad_y == 0 && bad_dx == 0 && bad_dw == 0, "values off the double sums: y %d, dx %d, dw %d", bad_y,
+              bad_dx, bad_dw);
+    free(x), free(w), free(y), free(y1), free(y2), free(dx1), free(dw1), free(dx2), free(dw2);
 }
