@@ -85,7 +85,8 @@ static int alloc_detections(det_detections *out, int64_t n) {
 
 /* Per-class NMS over all passes' boxes, best max_dets first. */
 static int merge_nms(const pass_out *o, const det_detect_params *dp, det_detections *out) {
-    int64_t *idx = malloc((size_t)(o->n ? o->n : 1) * sizeof *idx), *keep = malloc((size_t)(o->n ? o->n : 1) * sizeof *keep);
+    size_t n1 = (size_t)(o->n ? o->n : 1);
+    int64_t *idx = malloc(n1 * sizeof *idx), *keep = malloc(n1 * sizeof *keep);
     int64_t nk = 0;
     int rc = idx && keep ? ND_OK : nd_fail(ND_ERR_NOMEM, "out of memory");
     for (int64_t j = 0; rc == 0 && j < o->n; j++) idx[j] = o->classes[j];

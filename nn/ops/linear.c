@@ -79,8 +79,7 @@ static void linear_backward(nn_ctx *ctx, nn_node *node) {
         float *dyt = nn__scratch(ctx, (size_t)(o * n + cot * most) * sizeof(float)), *last = dyt + o * n;
         if (dx) flat_matmul_acc(dy, n, o, w->data, k, dx, last); /* rows n, channels o, positions k */
         if (dw) {
-            for (int64_t i = 0; i < n; i++)
-                for (int64_t j = 0; j < o; j++) dyt[j * n + i] = dy[i * o + j];
+            transpose(dy, n, o, dyt);
             flat_matmul_acc(dyt, o, n, x->data, k, dw, last); /* rows o, channels n, positions k */
         }
     } else {
