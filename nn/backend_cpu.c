@@ -1,6 +1,7 @@
 /* The CPU backend: host memory and the op table of nn/ops. */
 #include <omp.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "nn/nn_impl.h"
 
@@ -10,7 +11,22 @@ static const nn_op_impl *const cpu_ops[NN_OP_COUNT] = {
 #undef X
 };
 
-static void *cpu_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) & ~(size_t)63); }
+/* Arena chunks (64 MiB and up) and large parameter arrays are 2 MiB-aligned and asked to be
+ * backed by transparent huge pages (Debian's default THP mode is "madvise"): a first step then
+ * takes one page fault per 2 MiB instead of 512, at up to 14 us each on this VM, and streaming
+ * ops miss the TLB less (bench-nn, one thread, min of 4 alternating rounds, 2026-12-06: NASNet-A
+ * cell F=32 forward+backward 118.9 -> 107.2 ms, BN 3.25 -> 3.06, ReLU 5.63 -> 5.37 ms). Where the
+ * kernel declines, they are ordinary pages. */
+#define HUGE_BYTES ((size_t)2 << 20)
+static void *cpu_alloc(size_t bytes) {
+    if (bytes >= 4 * HUGE_BYTES) {
+        size_t n = (bytes + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1);
+        void *p = aligned_alloc(HUGE_BYTES, n);
+        if (p) madvise(p, n, MADV_HUGEPAGE);
+        return p;
+    }
+    return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+}
 static void cpu_free(void *p) { free(p); }
 static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
