@@ -192,6 +192,14 @@ int nn__ctx_owns_data(const nn_ctx *ctx, const void *p);
  * for two inputs of one op up front unless the first is written before the second is read
  * (the same tensor may be both). */
 float *nn__grad_first(nn_ctx *ctx, nn_tensor *t, int *fresh);
+/* For a backward whose input gradient equals its output gradient (add, reshape) or can be
+ * computed in its place (relu): when `to` takes a gradient and has none yet, and `from`'s is the
+ * ctx's own memory (not the caller's seed, not kept by retain_grads), the buffer changes hands:
+ * to->grad = from->grad, from->grad = NULL (nn__grad_release then has nothing to give back; the
+ * buffer returns when `to`'s gradient is released). Returns 1 when it did, else 0 and nothing
+ * changed. Saves a copy and a buffer. The caller must be done reading from's gradient, or read
+ * it only as `to`'s from then on. */
+int nn__grad_pass(nn_ctx *ctx, nn_tensor *from, nn_tensor *to);
 
 /* Constructor side of an op: a node with its inputs. nn__node_begin decides whether a tape
  * node is needed (grad enabled and an input requires grad) and marks the output accordingly.

@@ -196,6 +196,15 @@ float *nn__grad(nn_ctx *ctx, nn_tensor *t) {
     return t->grad;
 }
 
+int nn__grad_pass(nn_ctx *ctx, nn_tensor *from, nn_tensor *to) {
+    if (!(to->flags & NN_TENSOR_REQUIRES_GRAD) || to->grad || (to->flags & NN_TENSOR_PARAM)) return 0;
+    if (!from->grad || from->grad == ctx->borrowed_grad || ctx->retain_grads || from->numel != to->numel) return 0;
+    if (!nn__ctx_owns_data(ctx, from->grad)) return 0;
+    to->grad = from->grad;
+    from->grad = NULL;
+    return 1;
+}
+
 float *nn__grad_first(nn_ctx *ctx, nn_tensor *t, int *fresh) {
     *fresh = 0;
     if (!(t->flags & NN_TENSOR_REQUIRES_GRAD)) return NULL;

@@ -741,6 +741,51 @@ Test(nn_ops, seed_gradient_read_in_place_never_kept) {
     nn_ctx_free(ctx);
 }
 
+/* add, sub, reshape and relu hand their output gradient's buffer to an input that has none yet
+ * (nn__grad_pass; relu masks it in place): fan-out before and after the hand-over, one tensor
+ * on both sides (x + x, x - x), and retain_grads (which keeps every intermediate gradient, so
+ * nothing changes hands) all give the analytic gradients. x = [1, 2, 3, 4], c = [1, -2, 3, 0.5]:
+ *   t = x + b;  u = t + x;  v = reshape(u) * c;  d = (x + x) - (b - b) * x;  e = relu(x - 2.5)
+ *   loss = sum(v) + sum(d * c) + sum(e * c)
+ *   ->  dx = 2c + 2c - (b - b) c + c [x > 2.5] = 4c + [0, 0, c2, c3],  db = c + (c x - c x) = c. */
+static void pass_case(int retain, float *gx, float *gb, float *gt) {
+    nn_ctx *ctx = nn_ctx_new();
+    nn_ctx_set_retain_grads(ctx, retain);
+    float xs[4] = {1, 2, 3, 4}, bs[4] = {0.5f, -1, 2, 7}, cs[4] = {1, -2, 3, 0.5f};
+    nn_tensor *x = nn_tensor_from(ctx, 1, NN_SHAPE(4), xs), *b = nn_tensor_from(ctx, 1, NN_SHAPE(4), bs);
+    nn_tensor *c = nn_tensor_from(ctx, 2, NN_SHAPE(2, 2), cs), *c1 = nn_tensor_from(ctx, 1, NN_SHAPE(4), cs);
+    nn_tensor_requires_grad(x);
+    nn_tensor_requires_grad(b);
+    nn_tensor *t = nn_add(ctx, x, b);
+    nn_tensor *u = nn_add(ctx, t, x);
+    nn_tensor *v = nn_mul(ctx, nn_reshape(ctx, u, 2, NN_SHAPE(2, 2)), c);
+    nn_tensor *d = nn_sub(ctx, nn_add(ctx, x, x), nn_mul(ctx, nn_sub(ctx, b, b), x));
+    nn_tensor *e = nn_relu(ctx, nn_sub(ctx, x, nn_tensor_full(ctx, 1, NN_SHAPE(4), 2.5f)));
+    nn_tensor *loss = nn_add(ctx, nn_add(ctx, nn_sum(ctx, v), nn_sum(ctx, nn_mul(ctx, d, c1))),
+                             nn_sum(ctx, nn_mul(ctx, e, c1)));
+    nn_backward(ctx, loss);
+    for (int i = 0; i < 4; i++) {
+        gx[i] = x->grad[i];
+        gb[i] = b->grad[i];
+        gt[i] = retain ? t->grad[i] : 0.0f;
+    }
+    nn_ctx_free(ctx);
+}
+
+Test(nn_ops, gradient_buffers_change_hands) {
+    static const float c[4] = {1, -2, 3, 0.5f};
+    for (int retain = 0; retain <= 1; retain++) {
+        float gx[4], gb[4], gt[4];
+        pass_case(retain, gx, gb, gt);
+        for (int i = 0; i < 4; i++) {
+            float want = 4.0f * c[i] + (i >= 2 ? c[i] : 0.0f);
+            cr_expect_float_eq(gx[i], want, 1e-6f, "retain %d: dx[%d] = %g, want %g", retain, i, gx[i], want);
+            cr_expect_float_eq(gb[i], c[i], 1e-6f, "retain %d: db[%d] = %g", retain, i, gb[i]);
+            if (retain) cr_expect_float_eq(gt[i], c[i], 1e-6f, "retained dt[%d] = %g", i, gt[i]);
+        }
+    }
+}
+
 /* Large concats take the threaded paths (whole slabs per thread, or pieces of every input's copy
  * when there are few slabs, as at batch 1): every value lands where a plain copy puts it, for 1
  * and 2 threads, batch 1 and 3, inputs longer and shorter than a piece. */

@@ -1,7 +1,9 @@
 /* The element-wise two-input ops (add, sub, mul, minimum) differ only in three expressions;
  * this macro writes their forward and backward kernels once. In the expressions, `av` and `bv`
  * are the inputs at one element and `g` is the output gradient there:
- *   Y   the output,  DA  the gradient for a,  DB  the gradient for b.
+ *   Y   the output,  DA  the gradient for a,  DB  the gradient for b,
+ *   PASS  1 when DA is g itself (add, sub): a takes the output gradient's buffer as its own
+ *         when it has none yet (nn__grad_pass), no copy.
  * a [any], b [same] or [1] (broadcast) -> y [same as a]. Backward accumulates (+=), or stores
  * (=) into a gradient this op is the first to reach (nn__grad_first); when b was broadcast its
  * gradient is summed in index order in double, so it does not depend on threads. */
@@ -21,7 +23,7 @@
         BODY;                                                                                      \
     }
 
-#define NN_BINARY_OP(name, ENUM, Y, DA, DB)                                                        \
+#define NN_BINARY_OP(name, ENUM, Y, DA, DB, PASS)                                                  \
     static void name##_forward(nn_ctx *ctx, nn_node *node) {                                       \
         (void)ctx;                                                                                 \
         const float *a = node->ins[0]->data, *b = node->ins[1]->data;                              \
@@ -40,7 +42,9 @@
         int bcast = node->ins[1]->numel == 1, fresh;                                               \
         const float b0 = b[0];                                                                     \
         /* a's gradient is complete before b's is looked up: a and b may be one tensor. */         \
-        float *da = nn__grad_first(ctx, node->ins[0], &fresh);                                     \
+        float *da = NULL;                                                                          \
+        if (!((PASS) && nn__grad_pass(ctx, node->out, node->ins[0])))                              \
+            da = nn__grad_first(ctx, node->ins[0], &fresh);                                        \
         if (da && bcast && fresh) {                                                                \
             NN_BINARY_LOOP(n, b0, float g = dy[i]; da[i] = (DA))                                   \
         } else if (da && bcast) {                                                                  \

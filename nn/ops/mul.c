@@ -2,4 +2,4 @@
 #include "nn/ops/binary_kernel.h"
 
 /* dy/da = b, dy/db = a */
-NN_BINARY_OP(mul, NN_OP_MUL, av * bv, g * bv, g * av)
+NN_BINARY_OP(mul, NN_OP_MUL, av * bv, g * bv, g * av, 0)

@@ -1,5 +1,6 @@
 /* reshape: a view with a new shape; the output aliases the input's data (no copy). Its gradient
- * is a separate buffer added back into the input's. */
+ * is a separate buffer added back into the input's, or, when the input has none yet, handed to
+ * the input as it is (nn__grad_pass). */
 #include "nn/nn_impl.h"
 
 /* x [any] -> y [new shape, same numel], y->data == x->data */
@@ -8,8 +9,9 @@ static void reshape_forward(nn_ctx *ctx, nn_node *node) {
     (void)node;
 }
 
-/* dy -> dx (+=, or a copy into a fresh gradient) */
+/* dy -> dx (+=, or the buffer itself when dx is new) */
 static void reshape_backward(nn_ctx *ctx, nn_node *node) {
+    if (nn__grad_pass(ctx, node->out, node->ins[0])) return;
     int fresh;
     float *dx = nn__grad_first(ctx, node->ins[0], &fresh);
     if (dx) nn__vec_put(dx, node->out->grad, node->out->numel, fresh);
