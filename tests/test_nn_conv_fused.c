@@ -2,8 +2,9 @@
  * one pass) against the same ops called one by one (bit for bit) and against a double reference,
  * on every kernel path it takes: the direct kernel in place (1x1, batch 1 and 3, small maps
  * split by channels, short last position blocks, channel counts that leave a short last
- * register tile), the direct kernel on padded planes (3x3, 1x7), the GEMM path (strided, short
- * sums, where the input ReLU needs a rectified copy), depthwise (the flat stride-1 kernel, the
+ * register tile), the direct kernel on padded planes (3x3, 1x7) and on stride phases (strided
+ * stems, negative pads), the GEMM path (every case again under NN_CONV_GEMM=1: a 1x1 convolution's
+ * input ReLU then needs a rectified copy), depthwise (the flat stride-1 kernel, the
  * stride-1 row kernel on rows of whole 32-column blocks,
  * dilation, the strided row kernel), each with one thread and with two (bit for bit), with
  * AVX-512 and under NN_NO_AVX512=1. Then the weights change under a model in inference (an
@@ -37,10 +38,12 @@ static const fcase cases[] = {
     {"1x1 relu only", {2, 64, 9, 9}, {11, 64, 1, 1}, EXPL(1, 0, 0, 0, 0), 1, 0, 1},
     {"3x3 SAME (padded planes)", {2, 16, 13, 13}, {20, 16, 3, 3}, SAME(1), 1, 1, 1},
     {"1x7 SAME (padded rows)", {1, 12, 10, 10}, {12, 12, 1, 7}, SAME(1), 1, 1, 0},
-    {"1x1 stride 2 (GEMM, rectified copy)", {2, 32, 11, 11}, {11, 32, 1, 1}, SAME(2), 1, 1, 0},
-    {"3x3 stride 2 stem (GEMM, short sums)", {2, 3, 17, 17}, {16, 3, 3, 3}, EXPL(2, 0, 0, 0, 0), 0, 1, 1},
+    {"1x1 stride 2 (direct, one phase, rectified as read)", {2, 32, 11, 11}, {11, 32, 1, 1}, SAME(2), 1, 1, 0},
+    {"3x3 stride 2 stem (direct on stride phases, short sums)", {2, 3, 17, 17}, {16, 3, 3, 3}, EXPL(2, 0, 0, 0, 0), 0, 1, 1},
     {"1x1 stride 2, negative pads (crop) top-left, odd size", {2, 24, 11, 11}, {10, 24, 1, 1}, EXPL(2, -1, 1, -1, 1), 1, 1, 0},
     {"1x1 stride 2, negative pads, even size, batch 1", {1, 40, 28, 28}, {44, 40, 1, 1}, EXPL(2, -1, 0, -1, 0), 1, 0, 0},
+    {"3x3 stride 3x1, relu-conv (stride phases gathered one by one)", {2, 8, 14, 12}, {10, 8, 3, 3},
+     {3, 1, 1, 1, 1, 1, 0, 1, 1, 0}, 1, 1, 0},
     {"3x3 stride 2, negative pads on every side", {1, 8, 13, 13}, {9, 8, 3, 3}, EXPL(2, -1, -2, -2, 1), 0, 1, 1},
     {"depthwise 3x3 7x7 (flat kernel)", {2, 24, 7, 7}, {24, 1, 3, 3}, DW(24, 1, 1), 1, 0, 0},
     {"depthwise 5x5 28x28 (flat kernel, long planes)", {1, 8, 28, 28}, {8, 1, 5, 5}, DW(8, 1, 1), 1, 1, 1},
@@ -229,6 +232,11 @@ Test(nn_conv_fused, avx2_kernels) {
 
 /* Where a gradient is needed, or batch norm must use batch statistics, the call records the
  * separate ops: same values, and the gradient reaches the input and the weights. */
+Test(nn_conv_fused, gemm_path) {
+    setenv("NN_CONV_GEMM", "1", 1);
+    check_all();
+}
+
 Test(nn_conv_fused, records_separate_ops_when_training) {
     const fcase *c = &cases[0];
     model m = model_new(c, 7);

@@ -1,6 +1,8 @@
 /* Every kernel path of dense convolution on shapes large enough for the threaded branches:
  * the direct stride-1 kernels (whole images per thread, one image split across threads, 1x1 in
- * place, padded planes with dilation and uneven pads), the direct weight gradient (any stride and
+ * place, padded planes with dilation and uneven pads), the direct strided forward pass (stride
+ * phases: column stride 2 split by shuffles, others gathered, phases no tap reads left out), the
+ * direct weight gradient (any stride and
  * dilation, short last channel tiles), the im2col + GEMM chunks (strides,
  * groups, and everything under NN_CONV_GEMM=1), each with AVX-512 and, under NN_NO_AVX512=1, with the AVX2
  * kernels. Each case checks forward, input, weight and bias gradients against a direct double
@@ -40,11 +42,17 @@ static const conv_case cases[] = {
      {1, 1, 1, 1, 1, 2, 2, 2, 2, 0}, 1},
     {"5x5 dilation 2, uneven pads", {2, 8, 18, 21}, {9, 8, 5, 5}, {1, 1, 2, 2, 1, 3, 1, 0, 4, 0}, 1},
     {"1x7 pad 3 (padded rows of another width)", {2, 8, 9, 30}, {9, 8, 1, 7}, {1, 1, 1, 1, 1, 0, 0, 3, 3, 0}, 0},
-    {"3x3 stride 2, 32 images (GEMM chunks)", {32, 8, 12, 12}, {10, 8, 3, 3}, {2, 2, 1, 1, 1, 1, 0, 1, 0, 0}, 1},
+    {"3x3 stride 2, 32 images (direct forward; GEMM chunks backward)", {32, 8, 12, 12}, {10, 8, 3, 3}, {2, 2, 1, 1, 1, 1, 0, 1, 0, 0}, 1},
     {"3x3 groups 2 (GEMM)", {8, 8, 10, 10}, {6, 4, 3, 3}, {1, 1, 1, 1, 2, 1, 1, 1, 1, 0}, 0},
     {"3x3 20->37, 3 images (weight-gradient tiles with short last blocks)", {3, 20, 11, 13}, {37, 20, 3, 3},
      {1, 1, 1, 1, 1, 1, 1, 1, 1, 0}, 1},
-    {"1x1 stride 2 (factorized reduction)", {4, 24, 10, 9}, {36, 24, 1, 1}, {2, 2, 1, 1, 1, 0, 0, 0, 0, 0}, 0},
+    {"1x1 stride 2 (factorized reduction: one phase read)", {4, 24, 10, 9}, {36, 24, 1, 1}, {2, 2, 1, 1, 1, 0, 0, 0, 0, 0}, 0},
+    {"3x3 stride 2 RGB stem, SAME on an even size (pads 0/1), 1 image (positions per thread)", {1, 3, 64, 64},
+     {32, 3, 3, 3}, {2, 2, 1, 1, 1, 0, 1, 0, 1, 0}, 0},
+    {"3x3 stride 2 RGB stem, odd sizes, pads 1/1, 2 images", {2, 3, 45, 39}, {16, 3, 3, 3},
+     {2, 2, 1, 1, 1, 1, 1, 1, 1, 0}, 1},
+    {"3x3 stride 3, uneven pads (phases gathered)", {2, 5, 23, 26}, {7, 5, 3, 3}, {3, 3, 1, 1, 1, 1, 1, 2, 0, 0}, 0},
+    {"5x5 stride 2 dilation 2 (three phases unread)", {2, 6, 21, 21}, {8, 6, 5, 5}, {2, 2, 2, 2, 1, 4, 3, 4, 3, 0}, 1},
     {"3x2 stride 2x1 dilation 1x2, 70 images", {70, 9, 20, 21}, {33, 9, 3, 2},
      {2, 1, 1, 2, 1, 1, 2, 0, 1, 0}, 0},
     /* depthwise with a stride, outputs of 1024+ positions: the backward pass runs one stride-1

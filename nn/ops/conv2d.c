@@ -229,11 +229,11 @@ void nn__conv2d_forward_ex(nn_ctx *ctx, nn_node *node, int relu_in, const nn_con
         nn__dw_forward_fused(ctx, x, w, b, y, g.n, g.cin, g.h, g.w, g.kh, g.kw, g.oh, g.ow, p, relu_in, epi);
         return;
     }
-    if (!b && nn__direct_ok(p, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow)) {
+    if (!b && nn__direct_forward_ok(p, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow)) {
         nn__direct_forward(ctx, x, w, y, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow, p, relu_in, epi);
         return;
     }
-    if (nn__direct_ok(p, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow)) {
+    if (nn__direct_forward_ok(p, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow)) {
         nn__direct_forward(ctx, x, w, y, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.oh, g.ow, p, relu_in, NULL);
     } else {
         int pw = is_pointwise(p, &g);

@@ -1,6 +1,11 @@
-/* Direct stride-1 convolution over zero-padded planes (the kernels are in conv2d_flat.c). Per
- * image: pad the input planes into a workspace, run the flat correlation into an output buffer
- * with the padded row length, copy the valid columns out. A 1x1 convolution without padding reads
+/* Direct convolution over zero-padded planes (the kernels are in conv2d_flat.c). Per image: pad
+ * the input planes into a workspace, run the flat correlation into an output buffer with the
+ * padded row length, copy the valid columns out. A strided forward pass first splits each padded
+ * plane into its stride phases, plane (a, b) holding the padded input at rows r*sh + a and
+ * columns c*sw + b: tap (i, j) then reads phase (i*dh % sh, j*dw % sw) shifted by (i*dh / sh,
+ * j*dw / sw), a stride-1 read, and with each channel's phases side by side every tap is one
+ * offset from the channel's first plane, the same for all channels, as the flat kernel wants
+ * (a 3x3 stride-2 stem on RGB: 9 taps over 4 phases, no im2col columns). A 1x1 convolution without padding reads
  * and writes the tensors in place. With at least as many images as threads, each thread takes
  * whole images with its own workspace; otherwise the threads split each image's positions, or,
  * when the positions are too few to share out evenly (the 7x7 and 14x14 maps of a network's
@@ -22,6 +27,9 @@
 typedef struct flat_job {
     const float *in;
     int64_t ci, ih, iw, ph, pw, top, left;
+    int64_t sh, sw;      /* stride: the planes are its phases (1, 1: the padded plane itself) */
+    int8_t phase[4][4];  /* strided: plane index of phase (a, b) among a channel's, -1 if unread */
+    int64_t planes;      /* planes per input channel */
     const int64_t *off;
     int64_t taps;
     nn_flat_w w;
@@ -36,13 +44,85 @@ typedef struct flat_job {
 /* Workspace floats of one image: padded input planes and the padded-width output. */
 static int64_t image_floats(const flat_job *j) {
     if (j->inplace) return 0;
-    return j->ci * j->ph * j->pw + (j->pw == j->ow ? 0 : j->co * j->oh * j->pw) + 16;
+    return j->ci * j->planes * j->ph * j->pw + (j->pw == j->ow ? 0 : j->co * j->oh * j->pw) + 16;
+}
+
+/* Input stride between channels in the workspace. */
+static int64_t channel_floats(const flat_job *j) { return j->planes * j->ph * j->pw; }
+
+/* phase_planes for column stride 2 (the stems): each padded input row is laid out whole, then
+ * split into its even and odd columns by nn__dw_column_phases (vector shuffles), instead of
+ * gathering every other value one at a time. */
+static void phase_planes_w2(const flat_job *j, const float *x, float *dst) {
+    int64_t n = 2 * j->pw, x0 = j->left > 0 ? j->left : 0, x1 = j->left + j->iw < n ? j->left + j->iw : n;
+    float row[n + 16], unread[j->pw + 16];
+    for (int64_t a = 0; a < j->sh; a++) {
+        if (j->phase[a][0] < 0 && j->phase[a][1] < 0) continue;
+        float *ev = j->phase[a][0] < 0 ? NULL : dst + j->phase[a][0] * j->ph * j->pw;
+        float *od = j->phase[a][1] < 0 ? NULL : dst + j->phase[a][1] * j->ph * j->pw;
+        for (int64_t r = 0; r < j->ph; r++) {
+            float *e = ev ? ev + r * j->pw : unread, *o = od ? od + r * j->pw : unread;
+            int64_t y = r * j->sh + a - j->top;
+            if (y < 0 || y >= j->ih || x1 <= x0) {
+                memset(e, 0, (size_t)j->pw * sizeof(float));
+                memset(o, 0, (size_t)j->pw * sizeof(float));
+                continue;
+            }
+            const float *src = x + y * j->iw + (x0 - j->left);
+            memset(row, 0, (size_t)x0 * sizeof(float));
+            if (j->relu_in)
+                for (int64_t c = 0; c < x1 - x0; c++) row[x0 + c] = src[c] > 0.0f ? src[c] : 0.0f;
+            else
+                memcpy(row + x0, src, (size_t)(x1 - x0) * sizeof(float));
+            memset(row + x1, 0, (size_t)(n - x1) * sizeof(float));
+            nn__dw_column_phases(row, n, 1, e, o);
+        }
+    }
+}
+
+/* The read phases of x [ih, iw] padded at (top, left): dst plane phase[a][b] [ph, pw] = the
+ * padded input at (r*sh + a, c*sw + b), zeros outside x; relu: max(x, 0). */
+static void phase_planes(const flat_job *j, const float *x, float *dst) {
+    if (j->sw == 2) {
+        phase_planes_w2(j, x, dst);
+        return;
+    }
+    for (int64_t a = 0; a < j->sh; a++)
+        for (int64_t b = 0; b < j->sw; b++) {
+            if (j->phase[a][b] < 0) continue;
+            float *pl = dst + j->phase[a][b] * j->ph * j->pw;
+            /* Columns c with 0 <= c*sw + b - left < iw. */
+            int64_t c0 = j->left - b > 0 ? (j->left - b + j->sw - 1) / j->sw : 0;
+            int64_t c1 = (j->iw + j->left - b + j->sw - 1) / j->sw;
+            if (c1 > j->pw) c1 = j->pw;
+            if (c1 < c0) c1 = c0;
+            for (int64_t r = 0; r < j->ph; r++) {
+                float *o = pl + r * j->pw;
+                int64_t y = r * j->sh + a - j->top;
+                if (y < 0 || y >= j->ih) {
+                    memset(o, 0, (size_t)j->pw * sizeof(float));
+                    continue;
+                }
+                const float *src = x + y * j->iw + (c0 * j->sw + b - j->left);
+                for (int64_t c = 0; c < c0; c++) o[c] = 0.0f;
+                if (j->relu_in)
+                    for (int64_t c = c0; c < c1; c++, src += j->sw) o[c] = *src > 0.0f ? *src : 0.0f;
+                else
+                    for (int64_t c = c0; c < c1; c++, src += j->sw) o[c] = *src;
+                for (int64_t c = c1; c < j->pw; c++) o[c] = 0.0f;
+            }
+        }
 }
 
 /* Positions [0, valid) of the flat output: the last row stops at its last valid column. */
 static int64_t flat_valid(const flat_job *j) { return (j->oh - 1) * j->pw + j->ow; }
 
 static void pad_planes(const flat_job *j, int64_t b, float *pad, int64_t c0, int64_t c1) {
+    if (j->planes > 1 || j->sh > 1 || j->sw > 1) {
+        for (int64_t c = c0; c < c1; c++)
+            phase_planes(j, j->in + (b * j->ci + c) * j->ih * j->iw, pad + c * channel_floats(j));
+        return;
+    }
     for (int64_t c = c0; c < c1; c++)
         nn__dw_pad_plane(j->in + (b * j->ci + c) * j->ih * j->iw, j->ih, j->iw, 1, 1, pad + c * j->ph * j->pw, j->ph,
                          j->pw, j->top, j->left, j->relu_in);
@@ -69,11 +149,11 @@ static void image_serial(const flat_job *j, int64_t b, float *ws) {
                       j->out + b * j->co * hw, hw, 0, hw, j->accumulate, j->relu_in, j->epi);
         return;
     }
-    float *pad = ws, *tmp = ws + j->ci * j->ph * j->pw;
+    float *pad = ws, *tmp = ws + j->ci * channel_floats(j);
     pad_planes(j, b, pad, 0, j->ci);
     int direct = j->pw == j->ow; /* no discarded columns: write the output in place */
     float *dst = direct ? j->out + b * j->co * hw : tmp;
-    nn__flat_corr(pad, j->ph * j->pw, j->ci, j->off, j->taps, &j->w, j->co, 0, j->co, dst, j->oh * j->pw, 0,
+    nn__flat_corr(pad, channel_floats(j), j->ci, j->off, j->taps, &j->w, j->co, 0, j->co, dst, j->oh * j->pw, 0,
                   flat_valid(j), direct && j->accumulate, 0, j->epi);
     if (!direct) copy_out(j, b, tmp, 0, j->co);
 }
@@ -98,10 +178,10 @@ static void team_split(int64_t valid, int64_t co, int threads, int64_t *per) {
  * positions or output channels (the correlation: team_split). */
 static void image_parallel(const flat_job *j, int64_t b, float *ws, int threads) {
     int64_t hw = j->oh * j->ow, valid = j->inplace ? hw : flat_valid(j);
-    float *pad = ws, *tmp = ws + j->ci * j->ph * j->pw;
+    float *pad = ws, *tmp = ws + j->ci * channel_floats(j);
     int direct = j->inplace || j->pw == j->ow;
     const float *src = j->inplace ? j->in + b * j->ci * hw : pad;
-    int64_t is = j->inplace ? hw : j->ph * j->pw, os = j->inplace ? hw : j->oh * j->pw;
+    int64_t is = j->inplace ? hw : channel_floats(j), os = j->inplace ? hw : j->oh * j->pw;
     float *dst = direct ? j->out + b * j->co * hw : tmp;
     /* Spans of positions, or whole channel tiles, one per thread. */
     int64_t per, cot = nn__flat_cot(), ctiles = (j->co + cot - 1) / cot;
@@ -175,17 +255,30 @@ int nn__conv_force_gemm(void) {
     return cached;
 }
 
+/* Phase-plane rows and columns of a forward pass (the padded plane itself at stride 1). */
+static int64_t phase_rows(int64_t o, int64_t k, int64_t d, int64_t s) { return o + (k - 1) * d / s; }
+
 int nn__direct_ok(const nn_conv2d_params *p, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
                   int64_t oh, int64_t ow) {
-    if (p->groups != 1 || p->stride_h != 1 || p->stride_w != 1 || nn__conv_force_gemm()) return 0;
+    if (p->stride_h != 1 || p->stride_w != 1) return 0;
+    if (!nn__direct_forward_ok(p, cin, h, w, cout, kh, kw, oh, ow)) return 0;
+    int64_t bh = h + (kh - 1) * p->dil_h, bw = w + (kw - 1) * p->dil_w;
+    return (cout * bh * bw + cin * h * bw) * (int64_t)sizeof(float) <= DIRECT_MAX_IMAGE_BYTES;
+}
+
+int nn__direct_forward_ok(const nn_conv2d_params *p, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh,
+                          int64_t kw, int64_t oh, int64_t ow) {
+    (void)h;
+    (void)w;
+    if (p->groups != 1 || p->stride_h < 1 || p->stride_w < 1 || p->stride_h > 4 || p->stride_w > 4) return 0;
+    if (nn__conv_force_gemm()) return 0;
     /* No lower bound on channels or sums: a register tile with idle channels (4 or 6 outputs) or
      * a short sum (an RGB stem's 3 x 3x3) still ran 1.2-3x faster than im2col + GEMM (one-thread
      * A/B in one process, 2026-12-05: 3->96 3x3 @32x32 b32 forward 3.08 -> 1.82 ms, 16->4 3x3
      * 1.67 -> 0.78 ms, 1x1 16->64 1.00 -> 0.44 ms). */
-    int64_t ph = oh + (kh - 1) * p->dil_h, pw = ow + (kw - 1) * p->dil_w;
-    int64_t bh = h + (kh - 1) * p->dil_h, bw = w + (kw - 1) * p->dil_w;
-    int64_t fwd = cin * ph * pw + cout * oh * pw, bwd = cout * bh * bw + cin * h * bw;
-    return (fwd > bwd ? fwd : bwd) * (int64_t)sizeof(float) <= DIRECT_MAX_IMAGE_BYTES;
+    int64_t planes = (int64_t)p->stride_h * p->stride_w;
+    int64_t ph = phase_rows(oh, kh, p->dil_h, p->stride_h), pw = phase_rows(ow, kw, p->dil_w, p->stride_w);
+    return (cin * planes * ph * pw + cout * oh * pw) * (int64_t)sizeof(float) <= DIRECT_MAX_IMAGE_BYTES;
 }
 
 static int64_t *tap_offsets(nn_ctx *ctx, int64_t kh, int64_t kw, int64_t dh, int64_t dw, int64_t pw) {
@@ -199,24 +292,42 @@ void nn__direct_forward(nn_ctx *ctx, const float *x, const float *w, float *y, i
                         int64_t wd, int64_t cout, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
                         const nn_conv2d_params *p, int relu_in, const nn_conv_epi *epi) {
     flat_job j;
+    memset(&j, 0, sizeof j);
     j.relu_in = relu_in;
     j.epi = epi;
     j.in = x;
     j.ci = cin;
     j.ih = h;
     j.iw = wd;
-    j.ph = oh + (kh - 1) * p->dil_h;
-    j.pw = ow + (kw - 1) * p->dil_w;
+    j.sh = p->stride_h;
+    j.sw = p->stride_w;
+    j.ph = phase_rows(oh, kh, p->dil_h, j.sh);
+    j.pw = phase_rows(ow, kw, p->dil_w, j.sw);
     j.top = p->pad_t;
     j.left = p->pad_l;
     j.taps = kh * kw;
-    j.off = tap_offsets(ctx, kh, kw, p->dil_h, p->dil_w, j.pw);
+    /* The phases the taps read, numbered in order; each tap's offset from its channel's first
+     * plane. */
+    memset(j.phase, -1, sizeof j.phase);
+    for (int64_t i = 0; i < kh; i++)
+        for (int64_t jj = 0; jj < kw; jj++) j.phase[i * p->dil_h % j.sh][jj * p->dil_w % j.sw] = 0;
+    for (int64_t a = 0; a < j.sh; a++)
+        for (int64_t b = 0; b < j.sw; b++)
+            if (j.phase[a][b] == 0) j.phase[a][b] = (int8_t)j.planes++;
+    int64_t *off = nn__alloc(ctx, (size_t)j.taps * sizeof(int64_t));
+    for (int64_t i = 0; i < kh; i++)
+        for (int64_t jj = 0; jj < kw; jj++) {
+            int64_t r = i * p->dil_h, c = jj * p->dil_w;
+            off[i * kw + jj] = j.phase[r % j.sh][c % j.sw] * j.ph * j.pw + r / j.sh * j.pw + c / j.sw;
+        }
+    j.off = off;
     j.co = cout;
     j.oh = oh;
     j.ow = ow;
     j.out = y;
     j.accumulate = 0;
-    j.inplace = kh == 1 && kw == 1 && p->pad_t == 0 && p->pad_b == 0 && p->pad_l == 0 && p->pad_r == 0;
+    j.inplace = kh == 1 && kw == 1 && j.sh == 1 && j.sw == 1 && p->pad_t == 0 && p->pad_b == 0 && p->pad_l == 0 &&
+                p->pad_r == 0;
     run_job(ctx, &j, n, w, cout, cin, kh, kw, 0);
 }
 
@@ -224,6 +335,9 @@ void nn__direct_backward_dx(nn_ctx *ctx, const float *dy, const float *w, float 
                             int64_t h, int64_t wd, int64_t cout, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
                             const nn_conv2d_params *p) {
     flat_job j;
+    memset(&j, 0, sizeof j);
+    j.sh = j.sw = 1;
+    j.planes = 1;
     j.relu_in = 0;
     j.epi = NULL;
     j.in = dy;

@@ -1,5 +1,6 @@
-/* Direct stride-1 convolution (groups 1), used by nn/ops/conv2d.c for the forward pass and the
- * input gradient of dense and 1x1 convolutions: no im2col columns, no GEMM packing.
+/* Direct convolution (groups 1), used by nn/ops/conv2d.c for the forward pass of dense and 1x1
+ * convolutions (stride 1 to 4: a strided one reads its input's stride phases, see
+ * conv2d_direct.c) and the input gradient of stride-1 ones: no im2col columns, no GEMM packing.
  *
  * The "flat" formulation: a zero-padded input plane [PH, PW] is read as one row of PH*PW values;
  * output position p = r*PW + c (c < OW valid, the rest are discarded) is
@@ -50,12 +51,15 @@ void nn__flat_corr(const float *in, int64_t is, int64_t cin, const int64_t *off,
 /* NN_CONV_GEMM=1 in the environment: every dense convolution goes through im2col + GEMM (the
  * direct forward, input-gradient and weight-gradient paths decline), for tests and comparisons. */
 int nn__conv_force_gemm(void);
-/* Whether the direct path takes this convolution's forward pass and input gradient: stride 1,
- * groups 1, a workspace of at most 32 MiB per image (either direction's). A function of shapes
- * only, so the choice never depends on threads. */
+/* Whether the direct path takes this convolution's forward pass (groups 1, stride 1 to 4, a
+ * workspace of at most 32 MiB per image), and, for nn__direct_ok, its input gradient too (stride
+ * 1 only; either direction's workspace within the bound). Functions of shapes only, so the
+ * choice never depends on threads. */
 int nn__direct_ok(const nn_conv2d_params *p, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
                   int64_t oh, int64_t ow);
-/* x [N,Cin,H,W], w [Cout,Cin,KH,KW] -> y [N,Cout,OH,OW] (overwritten), stride 1, explicit pads in p.
+int nn__direct_forward_ok(const nn_conv2d_params *p, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh,
+                          int64_t kw, int64_t oh, int64_t ow);
+/* x [N,Cin,H,W], w [Cout,Cin,KH,KW] -> y [N,Cout,OH,OW] (overwritten), stride and explicit pads in p.
  * relu_in: convolve max(x, 0); epi (NULL: none): applied to every output value. */
 void nn__direct_forward(nn_ctx *ctx, const float *x, const float *w, float *y, int64_t n, int64_t cin, int64_t h,
                         int64_t wd, int64_t cout, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
