@@ -30,6 +30,7 @@ typedef struct flat_job {
     int64_t sh, sw;      /* stride: the planes are its phases (1, 1: the padded plane itself) */
     int8_t phase[4][4];  /* strided: plane index of phase (a, b) among a channel's, -1 if unread */
     int64_t planes;      /* planes per input channel */
+    int64_t gap;         /* zeros after each channel's planes (shared pad columns, see share_pad) */
     const int64_t *off;
     int64_t taps;
     nn_flat_w w;
@@ -44,11 +45,24 @@ typedef struct flat_job {
 /* Workspace floats of one image: padded input planes and the padded-width output. */
 static int64_t image_floats(const flat_job *j) {
     if (j->inplace) return 0;
-    return j->ci * j->planes * j->ph * j->pw + (j->pw == j->ow ? 0 : j->co * j->oh * j->pw) + 16;
+    return j->ci * (j->planes * j->ph * j->pw + j->gap) + (j->pw == j->ow ? 0 : j->co * j->oh * j->pw) + 16;
 }
 
 /* Input stride between channels in the workspace. */
-static int64_t channel_floats(const flat_job *j) { return j->planes * j->ph * j->pw; }
+static int64_t channel_floats(const flat_job *j) { return j->planes * j->ph * j->pw + j->gap; }
+
+/* Stride 1: a padded row's right zeros and the next row's left zeros can be the same values.
+ * With the row pitch shortened by the smaller of the two pads, a tap reaching past its row's end
+ * reads the next row's left padding, still zeros, and every output row computes that many fewer
+ * discarded columns (3x3 SAME on a 16x16 map: 17 columns a row instead of 18, 5.6% of the
+ * multiply-adds). The last row of a plane reaches as far past the plane, hence the gap of zeros
+ * after it. */
+static void share_pad(flat_job *j, int64_t left, int64_t right) {
+    int64_t shared = left < right ? left : right;
+    if (shared <= 0) return;
+    j->pw -= shared;
+    j->gap = shared;
+}
 
 /* phase_planes for column stride 2 (the stems): each padded input row is laid out whole, then
  * split into its even and odd columns by nn__dw_column_phases (vector shuffles), instead of
@@ -123,9 +137,12 @@ static void pad_planes(const flat_job *j, int64_t b, float *pad, int64_t c0, int
             phase_planes(j, j->in + (b * j->ci + c) * j->ih * j->iw, pad + c * channel_floats(j));
         return;
     }
-    for (int64_t c = c0; c < c1; c++)
-        nn__dw_pad_plane(j->in + (b * j->ci + c) * j->ih * j->iw, j->ih, j->iw, 1, 1, pad + c * j->ph * j->pw, j->ph,
-                         j->pw, j->top, j->left, j->relu_in);
+    for (int64_t c = c0; c < c1; c++) {
+        float *pl = pad + c * channel_floats(j);
+        nn__dw_pad_plane(j->in + (b * j->ci + c) * j->ih * j->iw, j->ih, j->iw, 1, 1, pl, j->ph, j->pw, j->top,
+                         j->left, j->relu_in);
+        if (j->gap) memset(pl + j->ph * j->pw, 0, (size_t)j->gap * sizeof(float));
+    }
 }
 
 /* tmp [co, oh*pw] -> out image b [co, oh, ow] (= or +=), channels [c0, c1). */
@@ -305,6 +322,7 @@ void nn__direct_forward(nn_ctx *ctx, const float *x, const float *w, float *y, i
     j.pw = phase_rows(ow, kw, p->dil_w, j.sw);
     j.top = p->pad_t;
     j.left = p->pad_l;
+    if (j.sh == 1 && j.sw == 1) share_pad(&j, p->pad_l, p->pad_r);
     j.taps = kh * kw;
     /* The phases the taps read, numbered in order; each tap's offset from its channel's first
      * plane. */
@@ -348,6 +366,7 @@ void nn__direct_backward_dx(nn_ctx *ctx, const float *dy, const float *w, float 
     j.pw = wd + (kw - 1) * p->dil_w;
     j.top = (kh - 1) * p->dil_h - p->pad_t;
     j.left = (kw - 1) * p->dil_w - p->pad_l;
+    share_pad(&j, j.left, (kw - 1) * p->dil_w - p->pad_r);
     j.taps = kh * kw;
     j.off = tap_offsets(ctx, kh, kw, p->dil_h, p->dil_w, j.pw);
     j.co = cin;
