@@ -1,7 +1,8 @@
 /* Every kernel path of dense convolution on shapes large enough for the threaded branches:
  * the direct stride-1 kernels (whole images per thread, one image split across threads, 1x1 in
  * place, padded planes with dilation and uneven pads), the direct strided forward pass (stride
- * phases: column stride 2 split by shuffles, others gathered, phases no tap reads left out), the
+ * phases: column stride 2 split by shuffles, others gathered, phases no tap reads left out;
+ * large outputs in row bands), the
  * direct weight gradient (any stride and
  * dilation, short last channel tiles), the im2col + GEMM chunks (strides,
  * groups, and everything under NN_CONV_GEMM=1), each with AVX-512 and, under NN_NO_AVX512=1, with the AVX2
@@ -51,6 +52,11 @@ static const conv_case cases[] = {
      {32, 3, 3, 3}, {2, 2, 1, 1, 1, 0, 1, 0, 1, 0}, 0},
     {"3x3 stride 2 RGB stem, odd sizes, pads 1/1, 2 images", {2, 3, 45, 39}, {16, 3, 3, 3},
      {2, 2, 1, 1, 1, 1, 1, 1, 1, 0}, 1},
+    {"3x3 stride 2 RGB stem, 1 image 320x320 (the output in row bands, threads sharing them)", {1, 3, 320, 320},
+     {32, 3, 3, 3}, {2, 2, 1, 1, 1, 0, 1, 0, 1, 0}, 0},
+    /* Wide rather than large: the weight gradient's sums stay short enough for the tolerance. */
+    {"3x3 8->288, 2 images 32x32 (row bands, an image per thread)", {2, 8, 32, 32}, {288, 8, 3, 3},
+     {1, 1, 1, 1, 1, 1, 1, 1, 1, 0}, 1},
     {"3x3 stride 3, uneven pads (phases gathered)", {2, 5, 23, 26}, {7, 5, 3, 3}, {3, 3, 1, 1, 1, 1, 1, 2, 0, 0}, 0},
     {"5x5 stride 2 dilation 2 (three phases unread)", {2, 6, 21, 21}, {8, 6, 5, 5}, {2, 2, 2, 2, 1, 4, 3, 4, 3, 0}, 1},
     {"3x2 stride 2x1 dilation 1x2, 70 images", {70, 9, 20, 21}, {33, 9, 3, 2},

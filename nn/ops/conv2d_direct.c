@@ -43,9 +43,27 @@ typedef struct flat_job {
 } flat_job;
 
 /* Workspace floats of one image: padded input planes and the padded-width output. */
+/* Output rows per band when the output with its discarded columns is too large to stay in L2
+ * until copied out (a detector's RGB stem at 768 px: 19 MB), else 0: the whole image at once.
+ * Band by band, each band is computed into a buffer of BAND_BYTES and copied out while it is
+ * still in cache. The bands change no sum (each output is one kernel call's, the same order). */
+#define BAND_BYTES ((int64_t)512 << 10)
+static int64_t band_rows(const flat_job *j) {
+    int64_t row = j->co * j->pw * (int64_t)sizeof(float);
+    if (j->inplace || j->pw == j->ow || row * j->oh <= 2 * BAND_BYTES) return 0;
+    return BAND_BYTES / row > 1 ? BAND_BYTES / row : 1;
+}
+
+/* The output buffer: one band, or the whole image (none when the output is written in place). */
+static int64_t tmp_floats(const flat_job *j) {
+    if (j->inplace || j->pw == j->ow) return 0;
+    int64_t br = band_rows(j);
+    return j->co * (br ? br : j->oh) * j->pw;
+}
+
 static int64_t image_floats(const flat_job *j) {
     if (j->inplace) return 0;
-    return j->ci * (j->planes * j->ph * j->pw + j->gap) + (j->pw == j->ow ? 0 : j->co * j->oh * j->pw) + 16;
+    return j->ci * (j->planes * j->ph * j->pw + j->gap) + tmp_floats(j) + 16;
 }
 
 /* Input stride between channels in the workspace. */
@@ -145,17 +163,34 @@ static void pad_planes(const flat_job *j, int64_t b, float *pad, int64_t c0, int
     }
 }
 
-/* tmp [co, oh*pw] -> out image b [co, oh, ow] (= or +=), channels [c0, c1). */
-static void copy_out(const flat_job *j, int64_t b, const float *tmp, int64_t c0, int64_t c1) {
+/* tmp [co, rows*pw] (channel stride cs) -> rows [r0, r0 + rows) of out image b [co, oh, ow] (= or
+ * +=), channels [c0, c1). */
+static void copy_rows(const flat_job *j, int64_t b, const float *tmp, int64_t cs, int64_t r0, int64_t rows,
+                      int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; c++)
-        for (int64_t r = 0; r < j->oh; r++) {
+        for (int64_t r = r0; r < r0 + rows; r++) {
             float *o = j->out + ((b * j->co + c) * j->oh + r) * j->ow;
-            const float *s = tmp + c * j->oh * j->pw + r * j->pw;
+            const float *s = tmp + c * cs + (r - r0) * j->pw;
             if (j->accumulate)
                 nn__vec_add(o, s, j->ow);
             else
                 memcpy(o, s, (size_t)j->ow * sizeof(float));
         }
+}
+
+/* tmp [co, oh*pw] -> out image b, channels [c0, c1). */
+static void copy_out(const flat_job *j, int64_t b, const float *tmp, int64_t c0, int64_t c1) {
+    copy_rows(j, b, tmp, j->oh * j->pw, 0, j->oh, c0, c1);
+}
+
+/* Band k of image b (rows of band_rows(j)) from the padded planes into tmp, then out. */
+static void band(const flat_job *j, int64_t b, const float *pad, float *tmp, int64_t k) {
+    int64_t br = band_rows(j), r0 = k * br, rows = j->oh - r0 < br ? j->oh - r0 : br;
+    int64_t p0 = r0 * j->pw, p1 = (r0 + rows) * j->pw, valid = flat_valid(j);
+    if (p1 > valid) p1 = valid;
+    nn__flat_corr(pad + p0, channel_floats(j), j->ci, j->off, j->taps, &j->w, j->co, 0, j->co, tmp, br * j->pw, 0,
+                  p1 - p0, 0, 0, j->epi);
+    copy_rows(j, b, tmp, br * j->pw, r0, rows, 0, j->co);
 }
 
 /* Image b on one thread with workspace ws. */
@@ -168,6 +203,11 @@ static void image_serial(const flat_job *j, int64_t b, float *ws) {
     }
     float *pad = ws, *tmp = ws + j->ci * channel_floats(j);
     pad_planes(j, b, pad, 0, j->ci);
+    int64_t br = band_rows(j);
+    if (br) {
+        for (int64_t k = 0; k < (j->oh + br - 1) / br; k++) band(j, b, pad, tmp, k);
+        return;
+    }
     int direct = j->pw == j->ow; /* no discarded columns: write the output in place */
     float *dst = direct ? j->out + b * j->co * hw : tmp;
     nn__flat_corr(pad, channel_floats(j), j->ci, j->off, j->taps, &j->w, j->co, 0, j->co, dst, j->oh * j->pw, 0,
@@ -191,9 +231,28 @@ static void team_split(int64_t valid, int64_t co, int threads, int64_t *per) {
     *per = by_ch < by_pos ? 0 : pp;
 }
 
+/* Image b in bands, the team splitting input channels (padding), then whole bands, each thread
+ * with its own band buffer after the planes. */
+static void image_bands_parallel(const flat_job *j, int64_t b, float *ws, int threads) {
+    float *pad = ws, *tmp = ws + j->ci * channel_floats(j);
+    int64_t br = band_rows(j), nb = (j->oh + br - 1) / br;
+#pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        pad_planes(j, b, pad, j->ci * t / nt, j->ci * (t + 1) / nt);
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < nb; k++) band(j, b, pad, tmp + t * tmp_floats(j), k);
+    }
+}
+
 /* Image b with the team splitting input channels (padding), output channels (the copy) and
  * positions or output channels (the correlation: team_split). */
 static void image_parallel(const flat_job *j, int64_t b, float *ws, int threads) {
+    if (band_rows(j)) {
+        image_bands_parallel(j, b, ws, threads);
+        return;
+    }
     int64_t hw = j->oh * j->ow, valid = j->inplace ? hw : flat_valid(j);
     float *pad = ws, *tmp = ws + j->ci * channel_floats(j);
     int direct = j->inplace || j->pw == j->ow;
@@ -237,6 +296,8 @@ static void run_job(nn_ctx *ctx, const flat_job *j, int64_t n, const float *wsrc
     int par_images = threads > 1 && n >= threads && work > NN_PAR_MIN;
     int teams = par_images ? threads : 1;
     int64_t per = image_floats(j);
+    /* A team on one image in bands: a band buffer for each thread. */
+    if (!par_images && threads > 1 && band_rows(j)) per += (threads - 1) * tmp_floats(j);
     int64_t wfloats = transpose ? nn__flat_packed_size(j->co, j->ci, j->taps) : nn__flat_last_size(j->co, j->ci, j->taps);
     float *wbuf = nn__scratch(ctx, (size_t)(wfloats + per * teams + 16) * sizeof(float));
     flat_job job = *j;
