@@ -158,63 +158,57 @@ static int64_t channel_block(const int64_t *off, int64_t taps, int64_t positions
  * every channel tile reads it. At most this many floats (24 KiB) per block. */
 #define PACK_FLOATS 6144
 
-__attribute__((target("avx512f"))) static void corr_512(const float *in, int64_t is, int64_t cin, const int64_t *off,
-                                                        int64_t taps, const nn_flat_w *fw, int64_t cout, int64_t t0,
-                                                        int64_t t1, float *out, int64_t os, int64_t p0, int64_t p1,
-                                                        int accumulate, int relu_in, const nn_conv_epi *epi) {
-    const __mmask16 all[3] = {0xFFFF, 0xFFFF, 0xFFFF};
-    int64_t p = p0;
-    int64_t pcb = PACK_FLOATS / (taps * 48);
-    if (pcb > 0) {
-        _Alignas(64) float pack[PACK_FLOATS];
-        int64_t poff[taps];
-        for (int64_t t = 0; t < taps; t++) poff[t] = t * 48;
-        const __m512 zero = _mm512_setzero_ps();
-        /* Position-major: one packed block serves every channel tile. The last block, when
-         * short, packs its positions with zeros after them and stores through masks: the same
-         * tight loop as a full block, with as many vectors as needed (1 to 3). */
-        for (; p < p1; p += 48) {
-            int64_t np = p1 - p < 48 ? p1 - p : 48;
-            int nv = (int)((np + 15) / 16);
-            __mmask16 m[3];
-            for (int v = 0; v < 3; v++) {
-                int64_t r = np - 16 * v;
-                m[v] = r >= 16 ? (__mmask16)0xFFFF : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1);
+/* One packed block of the AVX-512 correlation: positions [p, p + 48) (fewer at the end of the
+ * range, through masks), input channels [c0, c0 + nc), every channel tile in [t0, t1): the block's
+ * input is packed [channel][tap][48] into pack, then each tile adds its products to the output
+ * (stores them, for the first channel block without accumulate), applying epi after the last. */
+__attribute__((target("avx512f"))) static void packed_block(const float *in, int64_t is, int64_t cin,
+                                                            const int64_t *off, int64_t taps, const nn_flat_w *fw,
+                                                            int64_t cout, int64_t t0, int64_t t1, float *out,
+                                                            int64_t os, int64_t p, int64_t p1, int64_t c0,
+                                                            int64_t nc, int accumulate, int relu_in,
+                                                            const nn_conv_epi *epi, float *pack,
+                                                            const int64_t *poff) {
+    const __m512 zero = _mm512_setzero_ps();
+    int64_t np = p1 - p < 48 ? p1 - p : 48;
+    int nv = (int)((np + 15) / 16);
+    __mmask16 m[3];
+    for (int v = 0; v < 3; v++) {
+        int64_t r = np - 16 * v;
+        m[v] = r >= 16 ? (__mmask16)0xFFFF : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1);
+    }
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t t = 0; t < taps; t++) {
+            const float *src = in + (c0 + c) * is + p + off[t];
+            float *dst = pack + (c * taps + t) * 48;
+            __m512 v0, v1, v2;
+            if (np == 48) {
+                v0 = _mm512_loadu_ps(src);
+                v1 = _mm512_loadu_ps(src + 16);
+                v2 = _mm512_loadu_ps(src + 32);
+            } else {
+                v0 = _mm512_maskz_loadu_ps(m[0], src);
+                v1 = _mm512_maskz_loadu_ps(m[1], src + 16);
+                v2 = _mm512_maskz_loadu_ps(m[2], src + 32);
             }
-            for (int64_t c0 = 0; c0 < cin; c0 += pcb) {
-                int64_t nc = cin - c0 < pcb ? cin - c0 : pcb;
-                for (int64_t c = 0; c < nc; c++)
-                    for (int64_t t = 0; t < taps; t++) {
-                        const float *src = in + (c0 + c) * is + p + off[t];
-                        float *dst = pack + (c * taps + t) * 48;
-                        __m512 v0, v1, v2;
-                        if (np == 48) {
-                            v0 = _mm512_loadu_ps(src);
-                            v1 = _mm512_loadu_ps(src + 16);
-                            v2 = _mm512_loadu_ps(src + 32);
-                        } else {
-                            v0 = _mm512_maskz_loadu_ps(m[0], src);
-                            v1 = _mm512_maskz_loadu_ps(m[1], src + 16);
-                            v2 = _mm512_maskz_loadu_ps(m[2], src + 32);
-                        }
-                        if (relu_in) {
-                            v0 = _mm512_max_ps(v0, zero);
-                            v1 = _mm512_max_ps(v1, zero);
-                            v2 = _mm512_max_ps(v2, zero);
-                        }
-                        _mm512_store_ps(dst, v0);
-                        _mm512_store_ps(dst + 16, v1);
-                        _mm512_store_ps(dst + 32, v2);
-                    }
-                const nn_conv_epi *e = c0 + nc >= cin ? epi : NULL;
-                int acc = accumulate || c0 > 0;
-                for (int64_t t = t0; t < t1; t++) {
-                    int64_t rows = cout - t * CO512 < CO512 ? cout - t * CO512 : CO512;
-                    wtile w = weights_of(fw, cout, cin, taps, CO512, t, c0);
-                    float *o = out + t * CO512 * os + p;
-                    int64_t ch = t * CO512;
-                    /* 1x1 and 3x3 get copies with the tap count a constant (no inner loop, or a
-                     * fully unrolled one); accumulate is a constant in each. */
+            if (relu_in) {
+                v0 = _mm512_max_ps(v0, zero);
+                v1 = _mm512_max_ps(v1, zero);
+                v2 = _mm512_max_ps(v2, zero);
+            }
+            _mm512_store_ps(dst, v0);
+            _mm512_store_ps(dst + 16, v1);
+            _mm512_store_ps(dst + 32, v2);
+        }
+    const nn_conv_epi *e = c0 + nc >= cin ? epi : NULL;
+    int acc = accumulate || c0 > 0;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t rows = cout - t * CO512 < CO512 ? cout - t * CO512 : CO512;
+        wtile w = weights_of(fw, cout, cin, taps, CO512, t, c0);
+        float *o = out + t * CO512 * os + p;
+        int64_t ch = t * CO512;
+        /* 1x1 and 3x3 get copies with the tap count a constant (no inner loop, or a fully
+         * unrolled one); accumulate is a constant in each. */
 #define TILE(TAPS, ACC)                                                                                           \
     do {                                                                                                          \
         if (np == 48)                                                                                             \
@@ -226,21 +220,61 @@ __attribute__((target("avx512f"))) static void corr_512(const float *in, int64_t
         else                                                                                                      \
             tile_512(pack, (TAPS) * 48, nc, poff, TAPS, w, rows, o, os, m, 1, 0, 3, ACC, 0, e, ch);               \
     } while (0)
-                    if (taps == 1 && acc)
-                        TILE(1, 1);
-                    else if (taps == 1)
-                        TILE(1, 0);
-                    else if (taps == 9 && acc)
-                        TILE(9, 1);
-                    else if (taps == 9)
-                        TILE(9, 0);
-                    else if (acc)
-                        TILE(taps, 1);
-                    else
-                        TILE(taps, 0);
+        if (taps == 1 && acc)
+            TILE(1, 1);
+        else if (taps == 1)
+            TILE(1, 0);
+        else if (taps == 9 && acc)
+            TILE(9, 1);
+        else if (taps == 9)
+            TILE(9, 0);
+        else if (acc)
+            TILE(taps, 1);
+        else
+            TILE(taps, 0);
 #undef TILE
-                }
+    }
+}
+
+/* The loop order of the packed path. Position-major (each 48-position block through every
+ * channel block, the output block staying in L1) re-reads all the tiles' weights for every
+ * position block: fine while they stay in L2, but a detector box head's 300 x 4704 "weights"
+ * (5.6 MB: x's rows, see nn/ops/linear.c) streamed from memory 6 times a call. Past WEIGHT_L2
+ * bytes of weights, positions go in spans whose output stays in L2 (OUT_L2 bytes), channel
+ * block outermost within a span: each block of weights is read once per span, the partial sums
+ * pass through the output between channel blocks, and every lane adds its products in the same
+ * order as before (channel, then tap), so the results do not change. */
+#define WEIGHT_L2 ((int64_t)512 << 10)
+#define OUT_L2 ((int64_t)384 << 10)
+
+__attribute__((target("avx512f"))) static void corr_512(const float *in, int64_t is, int64_t cin, const int64_t *off,
+                                                        int64_t taps, const nn_flat_w *fw, int64_t cout, int64_t t0,
+                                                        int64_t t1, float *out, int64_t os, int64_t p0, int64_t p1,
+                                                        int accumulate, int relu_in, const nn_conv_epi *epi) {
+    const __mmask16 all[3] = {0xFFFF, 0xFFFF, 0xFFFF};
+    int64_t p = p0;
+    int64_t pcb = PACK_FLOATS / (taps * 48);
+    if (pcb > 0) {
+        _Alignas(64) float pack[PACK_FLOATS];
+        int64_t poff[taps];
+        for (int64_t t = 0; t < taps; t++) poff[t] = t * 48;
+        int64_t wbytes = (t1 - t0) * CO512 * cin * taps * (int64_t)sizeof(float);
+        if (wbytes <= WEIGHT_L2 || cin <= pcb) {
+            for (; p < p1; p += 48)
+                for (int64_t c0 = 0; c0 < cin; c0 += pcb)
+                    packed_block(in, is, cin, off, taps, fw, cout, t0, t1, out, os, p, p1, c0,
+                                 cin - c0 < pcb ? cin - c0 : pcb, accumulate, relu_in, epi, pack, poff);
+        } else {
+            int64_t span = OUT_L2 / ((t1 - t0) * CO512 * (int64_t)sizeof(float)) / 48 * 48;
+            if (span < 48) span = 48;
+            for (int64_t s0 = p0; s0 < p1; s0 += span) {
+                int64_t s1 = s0 + span < p1 ? s0 + span : p1;
+                for (int64_t c0 = 0; c0 < cin; c0 += pcb)
+                    for (int64_t q = s0; q < s1; q += 48)
+                        packed_block(in, is, cin, off, taps, fw, cout, t0, t1, out, os, q, s1, c0,
+                                     cin - c0 < pcb ? cin - c0 : pcb, accumulate, relu_in, epi, pack, poff);
             }
+            p = p1;
         }
     }
     /* Kernels too large to pack (over 128 taps): unpacked full tiles, in channel blocks that keep the input
