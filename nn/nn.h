@@ -57,13 +57,18 @@
  * or on the thread count (tests/test_nn_train.c and tests/test_nn_conv_paths.c check 1 vs 2
  * threads bit for bit).
  *
- * Speed: stride-1 dense and 1x1 convolutions run our own register-tiled direct kernels (forward
- * and input gradient), and so do large linear layers on AVX-512 CPUs; strided and grouped
- * convolutions, small linear layers and matmul go to OpenBLAS sgemm in fixed single-threaded blocks
- * shared by OpenMP's threads (NN_CONV_GEMM=1 sends every dense convolution and linear there); depthwise convolution, pooling, BN and element-wise ops are our
- * own vector kernels. Kernels are AVX-512 where the CPU has it and AVX2 otherwise (chosen at run
- * time; NN_NO_AVX512=1 in the environment forces AVX2). A backward kernel that is the first to
- * reach a gradient stores into it instead of adding to zeros. Small tensors stay on one thread.
+ * Speed: dense and 1x1 convolutions run our own register-tiled direct kernels (the forward pass at
+ * strides 1-4, the input gradient at stride 1, the weight gradient from 8 input channels except
+ * for stride-1 1x1 layers), and so do large linear layers on AVX-512 CPUs; the rest of strided and
+ * grouped convolutions, small linear layers and matmul go to OpenBLAS sgemm in fixed
+ * single-threaded blocks shared by OpenMP's threads (NN_CONV_GEMM=1 sends every dense convolution
+ * and linear there); depthwise convolution, pooling, BN and element-wise ops are our own vector
+ * kernels. Kernels are AVX-512 where the CPU has it and AVX2 otherwise (chosen at run time;
+ * NN_NO_AVX512=1 in the environment forces AVX2). A backward kernel that is the first to reach a
+ * gradient stores into it instead of adding to zeros; ops that pass a gradient on unchanged (add,
+ * reshape) or can compute it in place (ReLU) hand the buffer itself to an input that has none
+ * yet. Tensor memory comes from arenas on transparent huge pages. Small tensors stay on one
+ * thread.
  * Backends: "cpu" always; "cuda" in CUDA=1 builds (nn/cuda: cuBLAS for GEMM-shaped work, our
  * kernels for the rest), chosen per ctx with nn_ctx_set_backend and per store with
  * nn_params_to_device.
