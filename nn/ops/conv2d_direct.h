@@ -52,9 +52,9 @@ void nn__flat_corr(const float *in, int64_t is, int64_t cin, const int64_t *off,
  * direct forward, input-gradient and weight-gradient paths decline), for tests and comparisons. */
 int nn__conv_force_gemm(void);
 /* Whether the direct path takes this convolution's forward pass (groups 1, stride 1 to 4, a
- * workspace of at most 32 MiB per image), and, for nn__direct_ok, its input gradient too (stride
- * 1 only; either direction's workspace within the bound). Functions of shapes only, so the
- * choice never depends on threads. */
+ * workspace of at most 32 MiB per image: the padded planes and the output buffer, or its band),
+ * and, for nn__direct_ok, its input gradient too (stride 1 only; either direction's workspace
+ * within the bound). Functions of shapes only, so the choice never depends on threads. */
 int nn__direct_ok(const nn_conv2d_params *p, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
                   int64_t oh, int64_t ow);
 int nn__direct_forward_ok(const nn_conv2d_params *p, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh,
