@@ -253,6 +253,11 @@ void nn__vec_add(float *y, const float *x, int64_t n);         /* y += x */
 void nn__vec_axpy(float *y, float a, const float *x, int64_t n); /* y += a x */
 /* y = x (fresh) or y += x: the store-or-add of a gradient slab (nn__grad_first). */
 void nn__vec_put(float *y, const float *x, int64_t n, int fresh);
+/* y = x with non-temporal (streaming) stores past y's first 32-byte boundary: for outputs far
+ * larger than the caches, whose lines would only be fetched to be overwritten. The caller
+ * issues nn__stream_fence() before other threads read y. */
+void nn__stream_copy(float *y, const float *x, int64_t n);
+void nn__stream_fence(void);
 
 #ifdef NN_USE_CUDA
 /* nn/cuda: the backend table, device selection ("cuda" or "cuda:N"; a status on failure) and the

@@ -86,6 +86,15 @@ void nn__vec_put(float *y, const float *x, int64_t n, int fresh) {
         nn__vec_add(y, x, n);
 }
 
+void nn__stream_copy(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i < n && ((uintptr_t)(y + i) & 31); i++) y[i] = x[i];
+    for (; i + 8 <= n; i += 8) _mm256_stream_ps(y + i, _mm256_loadu_ps(x + i));
+    for (; i < n; i++) y[i] = x[i];
+}
+
+void nn__stream_fence(void) { _mm_sfence(); }
+
 void nn__vec_axpy(float *y, float a, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }

@@ -787,27 +787,31 @@ Test(nn_ops, gradient_buffers_change_hands) {
 }
 
 /* Large concats take the threaded paths (whole slabs per thread, or pieces of every input's copy
- * when there are few slabs, as at batch 1): every value lands where a plain copy puts it, for 1
- * and 2 threads, batch 1 and 3, inputs longer and shorter than a piece. */
+ * when there are few slabs, as at batch 1; outputs of 16 MiB and more through streaming stores,
+ * from slabs of odd lengths that start off the stores' alignment): every value lands where a plain
+ * copy puts it, for 1 and 2 threads, batch 1, 3 and 8, inputs longer and shorter than a piece. */
 Test(nn_ops, large_concat_threaded) {
-    static const int64_t ch[3] = {40, 3, 57};
+    static const int64_t ch[2][3] = {{40, 3, 57}, {201, 203, 197}};
+    static const int64_t batch[3] = {1, 3, 8};
     for (int threads = 1; threads <= 2; threads++)
-        for (int64_t n = 1; n <= 3; n += 2) {
+        for (int k = 0; k < 3; k++) {
+            int64_t n = batch[k];
+            const int64_t *c = ch[n == 8]; /* batch 8: 17.3 MB, streamed */
             nn_set_threads(threads);
             nn_ctx *ctx = nn_ctx_new();
             nn_tensor *in[3];
             for (int i = 0; i < 3; i++) {
-                in[i] = nn_tensor_new(ctx, 4, NN_SHAPE(n, ch[i], 31, 29));
+                in[i] = nn_tensor_new(ctx, 4, NN_SHAPE(n, c[i], 31, 29));
                 for (int64_t j = 0; j < in[i]->numel; j++) in[i]->data[j] = (float)(i * 1000000 + j);
             }
             nn_tensor *y = nn_concat(ctx, in, 3, 1);
-            int64_t plane = 31 * 29, bad = 0;
+            int64_t plane = 31 * 29, bad = 0, total = c[0] + c[1] + c[2];
             for (int64_t b = 0; b < n; b++) {
                 int64_t c0 = 0;
                 for (int i = 0; i < 3; i++) {
-                    for (int64_t j = 0; j < ch[i] * plane; j++)
-                        bad += y->data[(b * 100 + c0) * plane + j] != in[i]->data[b * ch[i] * plane + j];
-                    c0 += ch[i];
+                    for (int64_t j = 0; j < c[i] * plane; j++)
+                        bad += y->data[(b * total + c0) * plane + j] != in[i]->data[b * c[i] * plane + j];
+                    c0 += c[i];
                 }
             }
             cr_expect_eq(bad, 0, "threads %d batch %lld: %lld values misplaced", threads, (long long)n, (long long)bad);

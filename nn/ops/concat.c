@@ -4,6 +4,11 @@
 #include "nn/nn_impl.h"
 
 #define CONCAT_PIECE 16384
+/* Outputs from this size on are written with streaming stores (nn__stream_copy): far larger
+ * than L2, their lines would be fetched only to be overwritten, and a following read finds them
+ * in memory either way (a one-thread copy-then-read loop on 16-25 MB: 5-11% faster streamed,
+ * 1-8 MB: 4-20% slower). */
+#define CONCAT_STREAM_BYTES ((int64_t)16 << 20)
 
 typedef struct concat_p {
     int32_t axis;
@@ -17,14 +22,23 @@ static void concat_forward(nn_ctx *ctx, nn_node *node) {
     const concat_p *p = NN_NODE_P(node, concat_p);
     int64_t ylen = node->out->shape[p->axis] * p->inner;
     if (p->outer >= 4 * omp_get_max_threads() || node->out->numel <= NN_PAR_MIN) {
-#pragma omp parallel for schedule(static) if (node->out->numel > NN_PAR_MIN)
-        for (int64_t o = 0; o < p->outer; o++) {
-            int64_t off = 0;
-            for (int i = 0; i < node->nin; i++) {
-                int64_t len = node->ins[i]->shape[p->axis] * p->inner;
-                memcpy(node->out->data + o * ylen + off, node->ins[i]->data + o * len, (size_t)len * sizeof(float));
-                off += len;
+        int stream = node->out->numel * (int64_t)sizeof(float) >= CONCAT_STREAM_BYTES;
+#pragma omp parallel if (node->out->numel > NN_PAR_MIN)
+        {
+#pragma omp for schedule(static)
+            for (int64_t o = 0; o < p->outer; o++) {
+                int64_t off = 0;
+                for (int i = 0; i < node->nin; i++) {
+                    int64_t len = node->ins[i]->shape[p->axis] * p->inner;
+                    float *dst = node->out->data + o * ylen + off;
+                    if (stream)
+                        nn__stream_copy(dst, node->ins[i]->data + o * len, len);
+                    else
+                        memcpy(dst, node->ins[i]->data + o * len, (size_t)len * sizeof(float));
+                    off += len;
+                }
             }
+            if (stream) nn__stream_fence();
         }
         return;
     }
