@@ -1,16 +1,16 @@
 /* Direct convolution over zero-padded planes (the kernels are in conv2d_flat.c). Per image: pad
  * the input planes into a workspace, run the flat correlation into an output buffer with the
  * padded row length, copy the valid columns out. A strided forward pass first splits each padded
- * plane into its stride phases, plane (a, b) holding the padded input at rows r*sh + a and
- * columns c*sw + b: tap (i, j) then reads phase (i*dh % sh, j*dw % sw) shifted by (i*dh / sh,
- * j*dw / sw), a stride-1 read, and with each channel's phases side by side every tap is one
- * offset from the channel's first plane, the same for all channels, as the flat kernel wants
- * (a 3x3 stride-2 stem on RGB: 9 taps over 4 phases, no im2col columns). A 1x1 convolution without padding reads
- * and writes the tensors in place. With at least as many images as threads, each thread takes
- * whole images with its own workspace; otherwise the threads split each image's positions, or,
- * when the positions are too few to share out evenly (the 7x7 and 14x14 maps of a network's
- * last stages at batch 1), its output channels. Either way each output value is the same sum in
- * the same order (see conv2d_direct.h). */
+ * plane into its stride phases, plane (a, b) holding the padded input at rows r*sh + a and columns
+ * c*sw + b: tap (i, j) then reads phase (i*dh % sh, j*dw % sw) shifted by (i*dh / sh, j*dw / sw),
+ * a stride-1 read, and with each channel's phases side by side every tap is one offset from the
+ * channel's first plane, the same for all channels, as the flat kernel wants (a 3x3 stride-2 stem
+ * on RGB: 9 taps over 4 phases, no im2col columns). A 1x1 convolution without padding reads and
+ * writes the tensors in place. With at least as many images as threads, each thread takes whole
+ * images with its own workspace; otherwise the threads split each image's positions, or, when the
+ * positions are too few to share out evenly (the 7x7 and 14x14 maps of a network's last stages at
+ * batch 1), its output channels. Either way each output value is the same sum in the same order
+ * (see conv2d_direct.h). */
 #include "nn/ops/conv2d_direct.h"
 
 #include <omp.h>
@@ -42,7 +42,6 @@ typedef struct flat_job {
     const nn_conv_epi *epi;
 } flat_job;
 
-/* Workspace floats of one image: padded input planes and the padded-width output. */
 /* Output rows per band when the output with its discarded columns is too large to stay in L2
  * until copied out (a detector's RGB stem at 768 px: 19 MB), else 0: the whole image at once.
  * Band by band, each band is computed into a buffer of BAND_BYTES and copied out while it is
@@ -64,6 +63,7 @@ static int64_t tmp_floats(const flat_job *j) {
     return j->co * (br ? br : j->oh) * j->pw;
 }
 
+/* Workspace floats of one image: padded input planes and the output buffer. */
 static int64_t image_floats(const flat_job *j) {
     if (j->inplace) return 0;
     return j->ci * (j->planes * j->ph * j->pw + j->gap) + tmp_floats(j) + 16;
