@@ -153,7 +153,7 @@ static void phase_planes(const flat_job *j, const float *x, float *dst) {
 static int64_t flat_valid(const flat_job *j) { return (j->oh - 1) * j->pw + j->ow; }
 
 static void pad_planes(const flat_job *j, int64_t b, float *pad, int64_t c0, int64_t c1) {
-    if (j->planes > 1 || j->sh > 1 || j->sw > 1) {
+    if (j->sh > 1 || j->sw > 1) {
         for (int64_t c = c0; c < c1; c++)
             phase_planes(j, j->in + (b * j->ci + c) * j->ih * j->iw, pad + c * channel_floats(j));
         return;
@@ -364,11 +364,24 @@ int nn__direct_forward_ok(const nn_conv2d_params *p, int64_t cin, int64_t h, int
     return (cin * planes * ph * pw + cout * (br ? br : oh) * pw) * (int64_t)sizeof(float) <= DIRECT_MAX_IMAGE_BYTES;
 }
 
-static int64_t *tap_offsets(nn_ctx *ctx, int64_t kh, int64_t kw, int64_t dh, int64_t dw, int64_t pw) {
+/* The phases the taps read, numbered in order (j->planes of them; stride 1: the one plane), and
+ * each tap's offset from its channel's first plane. Needs j's stride, ph and pw. */
+static void set_taps(nn_ctx *ctx, flat_job *j, int64_t kh, int64_t kw, int64_t dh, int64_t dw) {
+    memset(j->phase, -1, sizeof j->phase);
+    for (int64_t i = 0; i < kh; i++)
+        for (int64_t jj = 0; jj < kw; jj++) j->phase[i * dh % j->sh][jj * dw % j->sw] = 0;
+    j->planes = 0;
+    for (int64_t a = 0; a < j->sh; a++)
+        for (int64_t b = 0; b < j->sw; b++)
+            if (j->phase[a][b] == 0) j->phase[a][b] = (int8_t)j->planes++;
     int64_t *off = nn__alloc(ctx, (size_t)(kh * kw) * sizeof(int64_t));
     for (int64_t i = 0; i < kh; i++)
-        for (int64_t jj = 0; jj < kw; jj++) off[i * kw + jj] = i * dh * pw + jj * dw;
-    return off;
+        for (int64_t jj = 0; jj < kw; jj++) {
+            int64_t r = i * dh, c = jj * dw;
+            off[i * kw + jj] = j->phase[r % j->sh][c % j->sw] * j->ph * j->pw + r / j->sh * j->pw + c / j->sw;
+        }
+    j->taps = kh * kw;
+    j->off = off;
 }
 
 void nn__direct_forward(nn_ctx *ctx, const float *x, const float *w, float *y, int64_t n, int64_t cin, int64_t h,
@@ -389,22 +402,7 @@ void nn__direct_forward(nn_ctx *ctx, const float *x, const float *w, float *y, i
     j.top = p->pad_t;
     j.left = p->pad_l;
     if (j.sh == 1 && j.sw == 1) share_pad(&j, p->pad_l, p->pad_r);
-    j.taps = kh * kw;
-    /* The phases the taps read, numbered in order; each tap's offset from its channel's first
-     * plane. */
-    memset(j.phase, -1, sizeof j.phase);
-    for (int64_t i = 0; i < kh; i++)
-        for (int64_t jj = 0; jj < kw; jj++) j.phase[i * p->dil_h % j.sh][jj * p->dil_w % j.sw] = 0;
-    for (int64_t a = 0; a < j.sh; a++)
-        for (int64_t b = 0; b < j.sw; b++)
-            if (j.phase[a][b] == 0) j.phase[a][b] = (int8_t)j.planes++;
-    int64_t *off = nn__alloc(ctx, (size_t)j.taps * sizeof(int64_t));
-    for (int64_t i = 0; i < kh; i++)
-        for (int64_t jj = 0; jj < kw; jj++) {
-            int64_t r = i * p->dil_h, c = jj * p->dil_w;
-            off[i * kw + jj] = j.phase[r % j.sh][c % j.sw] * j.ph * j.pw + r / j.sh * j.pw + c / j.sw;
-        }
-    j.off = off;
+    set_taps(ctx, &j, kh, kw, p->dil_h, p->dil_w);
     j.co = cout;
     j.oh = oh;
     j.ow = ow;
@@ -421,7 +419,6 @@ void nn__direct_backward_dx(nn_ctx *ctx, const float *dy, const float *w, float 
     flat_job j;
     memset(&j, 0, sizeof j);
     j.sh = j.sw = 1;
-    j.planes = 1;
     j.relu_in = 0;
     j.epi = NULL;
     j.in = dy;
@@ -433,8 +430,7 @@ void nn__direct_backward_dx(nn_ctx *ctx, const float *dy, const float *w, float 
     j.top = (kh - 1) * p->dil_h - p->pad_t;
     j.left = (kw - 1) * p->dil_w - p->pad_l;
     share_pad(&j, j.left, (kw - 1) * p->dil_w - p->pad_r);
-    j.taps = kh * kw;
-    j.off = tap_offsets(ctx, kh, kw, p->dil_h, p->dil_w, j.pw);
+    set_taps(ctx, &j, kh, kw, p->dil_h, p->dil_w);
     j.co = cin;
     j.oh = h;
     j.ow = wd;

@@ -258,24 +258,20 @@ __attribute__((target("avx512f"))) static void corr_512(const float *in, int64_t
         _Alignas(64) float pack[PACK_FLOATS];
         int64_t poff[taps];
         for (int64_t t = 0; t < taps; t++) poff[t] = t * 48;
-        int64_t wbytes = (t1 - t0) * CO512 * cin * taps * (int64_t)sizeof(float);
-        if (wbytes <= WEIGHT_L2 || cin <= pcb) {
-            for (; p < p1; p += 48)
-                for (int64_t c0 = 0; c0 < cin; c0 += pcb)
-                    packed_block(in, is, cin, off, taps, fw, cout, t0, t1, out, os, p, p1, c0,
-                                 cin - c0 < pcb ? cin - c0 : pcb, accumulate, relu_in, epi, pack, poff);
-        } else {
-            int64_t span = OUT_L2 / ((t1 - t0) * CO512 * (int64_t)sizeof(float)) / 48 * 48;
+        /* Spans of one block (position-major) while the weights fit L2, else of OUT_L2. */
+        int64_t wbytes = (t1 - t0) * CO512 * cin * taps * (int64_t)sizeof(float), span = 48;
+        if (wbytes > WEIGHT_L2 && cin > pcb) {
+            span = OUT_L2 / ((t1 - t0) * CO512 * (int64_t)sizeof(float)) / 48 * 48;
             if (span < 48) span = 48;
-            for (int64_t s0 = p0; s0 < p1; s0 += span) {
-                int64_t s1 = s0 + span < p1 ? s0 + span : p1;
-                for (int64_t c0 = 0; c0 < cin; c0 += pcb)
-                    for (int64_t q = s0; q < s1; q += 48)
-                        packed_block(in, is, cin, off, taps, fw, cout, t0, t1, out, os, q, s1, c0,
-                                     cin - c0 < pcb ? cin - c0 : pcb, accumulate, relu_in, epi, pack, poff);
-            }
-            p = p1;
         }
+        for (int64_t s0 = p0; s0 < p1; s0 += span) {
+            int64_t s1 = s0 + span < p1 ? s0 + span : p1;
+            for (int64_t c0 = 0; c0 < cin; c0 += pcb)
+                for (int64_t q = s0; q < s1; q += 48)
+                    packed_block(in, is, cin, off, taps, fw, cout, t0, t1, out, os, q, s1, c0,
+                                 cin - c0 < pcb ? cin - c0 : pcb, accumulate, relu_in, epi, pack, poff);
+        }
+        p = p1;
     }
     /* Kernels too large to pack (over 128 taps): unpacked full tiles, in channel blocks that keep the input
      * slab within 16 KiB; the partial sums pass through the output between blocks, which leaves
